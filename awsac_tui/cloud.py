@@ -1,0 +1,204 @@
+"""One async client factory for AWS and the local cloud (aiobotocore, standard retries).
+
+``async with Cloud(profile) as cloud: ec2 = await cloud.client("ec2")``; clients open lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiobotocore.session import AioSession
+from awsac_agent.errors import AwsacError, CloudError
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from .spec import CloudProfile
+
+LOCAL_ACCESS_KEY = "testing"
+LOCAL_SECRET_KEY = "testing"
+DEFAULT_LOCAL_REGION = "us-east-1"
+
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "AuthFailure",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "RequestExpired",
+        "InvalidSecurity",
+        "AccessDenied",
+        "UnauthorizedOperation",
+    }
+)
+
+NO_CREDENTIALS_HELP = (
+    "No AWS credentials found. Use --local to run on the local cloud (no account needed), "
+    "or name a configured profile with --profile NAME (see `aws configure`), "
+    "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def translate(exc: BaseException, where: str = "") -> AwsacError:
+    """A user-facing AwsacError for a botocore exception (credentials, endpoint, other)."""
+    if isinstance(exc, AwsacError):
+        return exc
+    at = f" ({where})" if where else ""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return CloudError(NO_CREDENTIALS_HELP)
+    if isinstance(exc, ProfileNotFound):
+        return CloudError(f"{exc}. Check the name given to --profile, or use --local.")
+    if isinstance(exc, NoRegionError):
+        return CloudError(
+            "No AWS region configured. Give --region (e.g. us-east-1) or use --local."
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return CloudError(
+            f"Cannot reach the cloud endpoint {getattr(exc, 'kwargs', {}).get('endpoint_url', '')}"
+            f"{at}. Check --endpoint-url and your network; for the local cloud run "
+            "`awsac local up` (or pass --local)."
+        )
+    code = error_code(exc)
+    if code in CREDENTIAL_CODES:
+        msg = exc.response.get("Error", {}).get("Message", "")  # type: ignore[union-attr]
+        return CloudError(
+            f"The cloud refused the credentials{at}: {code}: {msg}. Refresh them "
+            "(e.g. `aws sso login` or new keys), choose another --profile, or use --local."
+        )
+    if isinstance(exc, ClientError):
+        msg = exc.response.get("Error", {}).get("Message", "")
+        return CloudError(f"Cloud call failed{at}: {code}: {msg}")
+    if isinstance(exc, BotoCoreError):
+        return CloudError(f"Cloud call failed{at}: {exc}")
+    return CloudError(f"Cloud call failed{at}: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def cloud_errors(where: str = "") -> AsyncIterator[None]:
+    """Turn botocore exceptions raised inside into AwsacError (credentials, endpoint)."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, where) from exc
+
+
+class Cloud:
+    """Clients for one cloud profile; use as ``async with Cloud(profile) as cloud``."""
+
+    def __init__(
+        self,
+        profile: CloudProfile,
+        *,
+        max_attempts: int = 5,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.profile = profile
+        self.region: str | None = profile.region
+        self.endpoint_url: str | None = profile.endpoint_url
+        self.local_info: Any = None
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._session: AioSession | None = None
+        self._config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=20,
+        )
+
+    def describe(self) -> str:
+        return self.profile.describe()
+
+    async def __aenter__(self) -> Cloud:
+        await self._stack.__aenter__()
+        try:
+            await self._setup()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._clients.clear()
+        await self._stack.aclose()
+
+    async def _setup(self) -> None:
+        if self.profile.local:
+            from .local import service  # the local cloud's Python API
+
+            self.local_info = await asyncio.to_thread(service.ensure_up)
+            self.endpoint_url = self.local_info.endpoint
+            self.region = self.region or getattr(self.local_info, "region", DEFAULT_LOCAL_REGION)
+            session = AioSession()
+            session.set_credentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
+            self._session = session
+            return
+        try:
+            session = AioSession(profile=self.profile.profile)
+            creds = await session.get_credentials()
+        except ProfileNotFound as exc:
+            raise translate(exc) from exc
+        except BotoCoreError as exc:
+            raise translate(exc) from exc
+        if creds is None:
+            raise CloudError(NO_CREDENTIALS_HELP)
+        self.region = self.region or session.get_config_variable("region")
+        if not self.region:
+            if self.endpoint_url:
+                self.region = DEFAULT_LOCAL_REGION
+            else:
+                raise CloudError(
+                    "No AWS region configured for profile "
+                    f"{self.profile.profile or 'default'!r}. Give --region (e.g. us-east-1)."
+                )
+        self._session = session
+
+    async def client(self, service: str) -> Any:
+        """The aiobotocore client for ``service`` (opened on first use, closed with the Cloud)."""
+        async with self._lock:
+            if service in self._clients:
+                return self._clients[service]
+            assert self._session is not None, "use Cloud as `async with Cloud(profile)`"
+            config = self._config
+            if service == "s3" and self.endpoint_url:
+                config = config.merge(Config(s3={"addressing_style": "path"}))
+            kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            client = await self._stack.enter_async_context(
+                self._session.create_client(service, **kwargs)
+            )
+            self._clients[service] = client
+            return client
+
+
+def env_has_credentials() -> bool:
+    """Whether AWS credentials are visible in the environment (a cheap hint, not a check)."""
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))

@@ -1,0 +1,303 @@
+"""Session records: one TOML file per session in ``<state>/sessions/`` (mode 0600), plus the
+paper's ``session-<id>.cfg`` (section ``[sessionconfig]``), which is accepted wherever a record is.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from awsac_agent.errors import FormatError
+from awsac_agent.sessionid import is_session_id
+
+from .spec import CloudProfile
+
+STATES = ("starting", "running", "ended", "cleaned", "failed")
+PAPER_KEYS = (
+    "session_id",
+    "ec2_reservation_id",
+    "n_instances",
+    "unused_cores",
+    "cores_per_instance",
+    "runuserdata",
+    "shortdescr",
+    "bucket",
+    "n_jobs",
+    "ami_id",
+    "ec2_uid",
+    "instance_type",
+)
+
+
+def state_dir() -> Path:
+    """``$AWSAC_STATE_DIR``, else ``$XDG_STATE_HOME/awsac``, else ``~/.local/state/awsac``."""
+    if os.environ.get("AWSAC_STATE_DIR"):
+        return Path(os.environ["AWSAC_STATE_DIR"])
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "awsac"
+    return Path.home() / ".local" / "state" / "awsac"
+
+
+def sessions_dir() -> Path:
+    return state_dir() / "sessions"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """Everything the client keeps about one session (the paper's cfg plus cloud and store)."""
+
+    session_id: str
+    state: str = "starting"
+    shortdescr: str = ""
+    bucket: str = ""
+    archive_name: str = "sessionarchive.tar.bz2"
+    instance_type: str = ""
+    image_id: str = ""
+    image_owner: str | None = None
+    n_jobs: int = 0
+    n_instances: int = 0
+    cores_per_instance: int = 1
+    unused_cores: int = 0
+    runuserdata: str = ""
+    reservation_id: str | None = None
+    cloud: CloudProfile = field(default_factory=CloudProfile)
+    status_store: str = "simpledb"
+    jobs: tuple[str, ...] = ()  # jobs.cfg lines "snapshot;script;count"
+    key_name: str | None = None
+    ssh_user: str = "ec2-user"
+    spec_path: str | None = None
+    created_at: str = field(default_factory=_now)
+    updated_at: str = field(default_factory=_now)
+    error: str | None = None
+    path: Path | None = field(default=None, compare=False)  # where it was loaded from
+
+    def with_(self, **changes: Any) -> SessionRecord:
+        return dataclasses.replace(self, updated_at=_now(), **changes)
+
+    def paper_config(self) -> dict[str, str]:
+        """The paper's ``[sessionconfig]`` keys and values."""
+        return {
+            "session_id": self.session_id,
+            "ec2_reservation_id": self.reservation_id or "",
+            "n_instances": str(self.n_instances),
+            "unused_cores": str(self.unused_cores),
+            "cores_per_instance": str(self.cores_per_instance),
+            "runuserdata": self.runuserdata,
+            "shortdescr": self.shortdescr,
+            "bucket": self.bucket,
+            "n_jobs": str(self.n_jobs),
+            "ami_id": self.image_id,
+            "ec2_uid": self.image_owner or "",
+            "instance_type": self.instance_type,
+        }
+
+
+def record_path(session_id: str) -> Path:
+    return sessions_dir() / f"{session_id}.toml"
+
+
+def _to_toml(rec: SessionRecord) -> dict[str, Any]:
+    data = dataclasses.asdict(rec)
+    data.pop("path", None)
+    cloud = {k: v for k, v in data.pop("cloud").items() if v is not None}
+    data["jobs"] = list(rec.jobs)
+    out = {k: v for k, v in data.items() if v is not None}
+    out["cloud"] = cloud
+    return out
+
+
+def _from_toml(data: dict[str, Any], path: Path) -> SessionRecord:
+    known = {f.name for f in dataclasses.fields(SessionRecord)}
+    kw = {k: v for k, v in data.items() if k in known and k not in ("cloud", "path")}
+    cloud = data.get("cloud") or {}
+    kw["cloud"] = CloudProfile(
+        local=bool(cloud.get("local", False)),
+        profile=cloud.get("profile"),
+        region=cloud.get("region"),
+        endpoint_url=cloud.get("endpoint_url"),
+    )
+    kw["jobs"] = tuple(kw.get("jobs") or ())
+    if "session_id" not in kw:
+        raise FormatError(f"{path}: not a session record (no session_id)")
+    if kw.get("state", "starting") not in STATES:
+        raise FormatError(f"{path}: unknown state {kw.get('state')!r} (one of {', '.join(STATES)})")
+    return SessionRecord(**kw, path=path)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_record(rec: SessionRecord) -> SessionRecord:
+    """Write the record atomically (mode 0600) to its place in the state dir; returns it with path."""
+    path = record_path(rec.session_id)
+    _atomic_write(path, tomli_w.dumps(_to_toml(rec)).encode())
+    return dataclasses.replace(rec, path=path)
+
+
+def delete_record(rec: SessionRecord) -> bool:
+    path = record_path(rec.session_id)
+    if path.exists():
+        path.unlink()
+        return True
+    return False
+
+
+def read_record_file(path: Path) -> SessionRecord:
+    """A record from a TOML record file or a paper-style ``session-<id>.cfg``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(
+            f"{path}: file not found (give a session id, a record or a session-<id>.cfg)"
+        ) from None
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: not UTF-8 text") from None
+    if "[sessionconfig]" in text:
+        return read_paper_cfg(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(f"{path}: not a session record: {exc}") from None
+    return _from_toml(data, path)
+
+
+def _int(value: str, key: str, path: Path) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        raise FormatError(f"{path}: [sessionconfig] {key} = {value!r} is not a number") from None
+
+
+def read_paper_cfg(path: Path, text: str | None = None) -> SessionRecord:
+    """A record from the paper's ``session-<id>.cfg``; the stored TOML record wins when it exists."""
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read_string(text if text is not None else path.read_text(encoding="utf-8"), str(path))
+    except configparser.Error as exc:
+        raise FormatError(f"{path}: cannot parse: {exc}") from None
+    if not cp.has_section("sessionconfig"):
+        raise FormatError(f"{path}: no [sessionconfig] section (is it a session-<id>.cfg?)")
+    s = dict(cp["sessionconfig"])
+    sid = s.get("session_id", "")
+    if not is_session_id(sid):
+        raise FormatError(f"{path}: session_id {sid!r} is not a session id")
+    stored = record_path(sid)
+    if stored.exists():
+        return read_record_file(stored)
+    cloud = CloudProfile(
+        local=s.get("awsac_cloud", "") == "local",
+        profile=s.get("awsac_profile") or None,
+        region=s.get("awsac_region") or None,
+        endpoint_url=s.get("awsac_endpoint_url") or None,
+    )
+    runuserdata = s.get("runuserdata", "")
+    archive_name = (
+        runuserdata.split(";")[2] if runuserdata.count(";") >= 3 else "sessionarchive.tar.bz2"
+    )
+    return SessionRecord(
+        session_id=sid,
+        state=s.get("awsac_state", "running") if s.get("awsac_state") in STATES else "running",
+        shortdescr=s.get("shortdescr", ""),
+        bucket=s.get("bucket", ""),
+        archive_name=archive_name,
+        instance_type=s.get("instance_type", ""),
+        image_id=s.get("ami_id", ""),
+        image_owner=s.get("ec2_uid") or None,
+        n_jobs=_int(s.get("n_jobs", "0"), "n_jobs", path),
+        n_instances=_int(s.get("n_instances", "0"), "n_instances", path),
+        cores_per_instance=_int(s.get("cores_per_instance", "1"), "cores_per_instance", path) or 1,
+        unused_cores=_int(s.get("unused_cores", "0"), "unused_cores", path),
+        runuserdata=runuserdata,
+        reservation_id=s.get("ec2_reservation_id") or None,
+        cloud=cloud,
+        status_store=s.get("awsac_status_store", "simpledb"),
+        path=path,
+    )
+
+
+def paper_cfg_text(rec: SessionRecord) -> str:
+    """The paper's ``session-<id>.cfg`` text (its keys, plus awsac_* keys naming the cloud)."""
+    lines = ["[sessionconfig]"]
+    lines += [f"{k} = {v}" for k, v in rec.paper_config().items()]
+    c = rec.cloud
+    lines.append(f"awsac_cloud = {'local' if c.local else 'aws'}")
+    for key, val in (
+        ("awsac_profile", c.profile),
+        ("awsac_region", c.region),
+        ("awsac_endpoint_url", c.endpoint_url),
+    ):
+        if val:
+            lines.append(f"{key} = {val}")
+    lines.append(f"awsac_status_store = {rec.status_store}")
+    return "\n".join(lines) + "\n"
+
+
+def write_paper_cfg(rec: SessionRecord, directory: Path) -> Path:
+    """Write ``session-<id>.cfg`` into ``directory`` (as the paper's --start did)."""
+    path = Path(directory) / f"session-{rec.session_id}.cfg"
+    _atomic_write(path, paper_cfg_text(rec).encode())
+    return path
+
+
+def list_records() -> list[SessionRecord]:
+    """Every readable record in the state dir, newest first."""
+    out = []
+    d = sessions_dir()
+    if not d.is_dir():
+        return []
+    for p in d.glob("*.toml"):
+        try:
+            out.append(read_record_file(p))
+        except FormatError:
+            continue
+    return sorted(out, key=lambda r: (r.created_at, r.session_id), reverse=True)
+
+
+def load_record(ref: str | Path) -> SessionRecord:
+    """A record from a session id, a unique prefix of one, a record path or a ``session-<id>.cfg``."""
+    text = str(ref)
+    p = Path(text).expanduser()
+    if p.is_file():
+        return read_record_file(p)
+    if text.endswith((".toml", ".cfg")) or "/" in text:
+        raise FormatError(
+            f"{p}: file not found (give a session id, a record or a session-<id>.cfg)"
+        )
+    name = text.removeprefix("session-")
+    exact = record_path(name)
+    if exact.is_file():
+        return read_record_file(exact)
+    d = sessions_dir()
+    matches = sorted(q for q in d.glob("*.toml") if q.stem.startswith(name)) if d.is_dir() else []
+    if len(matches) == 1:
+        return read_record_file(matches[0])
+    if not matches:
+        raise FormatError(
+            f"no session matches {text!r} in {d} (see `awsac list`, or give a session-<id>.cfg path)"
+        )
+    names = ", ".join(q.stem for q in matches[:5])
+    raise FormatError(f"{text!r} matches {len(matches)} sessions ({names}...); give more of the id")

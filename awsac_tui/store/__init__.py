@@ -1,0 +1,48 @@
+"""The client's async side of the status store: read jobs, request kills, reset, delete.
+
+Two backends over the same record format (``awsac_agent.status``): SimpleDB and S3-only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from awsac_agent.errors import FormatError
+from awsac_agent.status import JobRecord
+
+from ..cloud import Cloud
+
+
+class StatusStore(Protocol):
+    """What the client needs from a status store."""
+
+    kind: str
+    session_id: str
+
+    async def read_all(self) -> list[JobRecord]: ...
+
+    async def request_kill(self, jobnr: int) -> None: ...
+
+    async def reset(self) -> bool: ...
+
+    async def delete_all(self) -> list[str]: ...
+
+    async def mark_lost(self, jobnr: int, reason: str) -> bool: ...
+
+    async def exists(self) -> bool: ...
+
+
+def open_store(kind: str, cloud: Cloud, session_id: str, bucket: str) -> StatusStore:
+    """The status store of ``kind`` ('simpledb' or 's3') for a session."""
+    if kind == "simpledb":
+        from .simpledb import SimpleDBStore
+
+        return SimpleDBStore(cloud, session_id, bucket)
+    if kind == "s3":
+        from .s3 import S3Store
+
+        return S3Store(cloud, session_id, bucket)
+    raise FormatError(f"unknown status store kind {kind!r} (use 'simpledb' or 's3')")
+
+
+__all__ = ["StatusStore", "open_store"]

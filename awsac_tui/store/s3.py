@@ -1,0 +1,107 @@
+"""The S3-only status store: one JSON object per job under ``session_id/status/``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from awsac_agent import s3layout
+from awsac_agent.status import LOST, TERMINAL, JobRecord, utcnow_iso
+
+from ..cloud import Cloud, cloud_errors, error_code
+from ._control import delete_keys, list_keys, put_kill_object
+
+
+class S3Store:
+    """Async reader/writer of a session's status objects; re-reads only objects whose ETag changed."""
+
+    kind = "s3"
+
+    def __init__(self, cloud: Cloud, session_id: str, bucket: str) -> None:
+        self.cloud = cloud
+        self.session_id = session_id
+        self.bucket = bucket
+        self.prefix = s3layout.status_prefix(session_id)
+        self._cache: dict[str, tuple[str, JobRecord | None]] = {}
+        self.fetches = 0  # objects downloaded so far (tests check the ETag cache with it)
+
+    async def exists(self) -> bool:
+        async with cloud_errors(f"listing s3://{self.bucket}/{self.prefix}"):
+            return bool(await list_keys(self.cloud, self.bucket, self.prefix))
+
+    async def _fetch(self, key: str) -> JobRecord | None:
+        s3 = await self.cloud.client("s3")
+        try:
+            resp = await s3.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
+        async with resp["Body"] as body:
+            data = await body.read()
+        self.fetches += 1
+        try:
+            return JobRecord.from_json(data.decode("utf-8"))
+        except (ValueError, TypeError):
+            return None
+
+    async def read_all(self) -> list[JobRecord]:
+        async with cloud_errors(f"reading s3://{self.bucket}/{self.prefix}"):
+            listing = await list_keys(self.cloud, self.bucket, self.prefix)
+            changed = [k for k, etag, _ in listing if self._cache.get(k, ("", None))[0] != etag]
+            etags = {k: etag for k, etag, _ in listing}
+            sem = asyncio.Semaphore(16)
+
+            async def one(key: str) -> None:
+                async with sem:
+                    self._cache[key] = (etags[key], await self._fetch(key))
+
+            await asyncio.gather(*(one(k) for k in changed))
+        for k in list(self._cache):
+            if k not in etags:
+                del self._cache[k]
+        records = {r.jobnr: r for _, r in self._cache.values() if r is not None}
+        return [records[k] for k in sorted(records)]
+
+    async def request_kill(self, jobnr: int) -> None:
+        async with cloud_errors(f"kill request for job {jobnr}"):
+            await put_kill_object(self.cloud, self.bucket, self.session_id, jobnr)
+
+    async def _delete_prefixes(self) -> list[str]:
+        keys: list[str] = []
+        for p in (self.prefix, s3layout.control_prefix(self.session_id)):
+            keys += [k for k, _, _ in await list_keys(self.cloud, self.bucket, p)]
+        return await delete_keys(self.cloud, self.bucket, keys) if keys else []
+
+    async def reset(self) -> bool:
+        """Delete leftover status and control objects of this session; True if there were any."""
+        async with cloud_errors(f"resetting s3://{self.bucket}/{self.prefix}"):
+            removed = await self._delete_prefixes()
+        self._cache.clear()
+        return bool(removed)
+
+    async def delete_all(self) -> list[str]:
+        async with cloud_errors(f"deleting s3://{self.bucket}/{self.prefix}"):
+            removed = await self._delete_prefixes()
+        self._cache.clear()
+        return [f"s3://{self.bucket}/{k}" for k in removed]
+
+    async def mark_lost(self, jobnr: int, reason: str) -> bool:
+        key = s3layout.status_key(self.session_id, jobnr)
+        async with cloud_errors(f"marking job {jobnr} lost"):
+            current = await self._fetch(key)
+            if current is not None and current.status in TERMINAL:
+                return False
+            rec = current or JobRecord(jobnr=jobnr)
+            rec = dataclasses.replace(
+                rec, status=LOST, error=reason, runendtime=rec.runendtime or utcnow_iso()
+            )
+            s3 = await self.cloud.client("s3")
+            await s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=rec.to_json().encode(),
+                ContentType="application/json",
+            )
+        self._cache.pop(key, None)
+        return True

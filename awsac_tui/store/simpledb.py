@@ -1,0 +1,143 @@
+"""The SimpleDB status store (the paper's): one domain per session, one item per job."""
+
+from __future__ import annotations
+
+from awsac_agent import s3layout
+from awsac_agent.status import (
+    KILL_ATTRIBUTE,
+    KILL_REQUESTED,
+    LOST,
+    TERMINAL,
+    JobRecord,
+    domain_name,
+    item_name,
+    select_all_jobs,
+    utcnow_iso,
+)
+
+from ..cloud import Cloud, cloud_errors, error_code
+from ._control import delete_keys, list_keys, put_kill_object
+
+
+class SimpleDBStore:
+    """Async reader/writer of a session's SimpleDB domain."""
+
+    kind = "simpledb"
+
+    def __init__(self, cloud: Cloud, session_id: str, bucket: str) -> None:
+        self.cloud = cloud
+        self.session_id = session_id
+        self.bucket = bucket
+        self.domain = domain_name(session_id)
+
+    async def exists(self) -> bool:
+        sdb = await self.cloud.client("sdb")
+        async with cloud_errors(f"SimpleDB domain {self.domain}"):
+            token = None
+            while True:
+                kw = {"NextToken": token} if token else {}
+                resp = await sdb.list_domains(**kw)
+                if self.domain in (resp.get("DomainNames") or []):
+                    return True
+                token = resp.get("NextToken")
+                if not token:
+                    return False
+
+    async def read_all(self) -> list[JobRecord]:
+        """Every job record (select with NextToken paging); [] while the domain does not exist."""
+        sdb = await self.cloud.client("sdb")
+        records: dict[int, JobRecord] = {}
+        token = None
+        async with cloud_errors(f"reading SimpleDB domain {self.domain}"):
+            while True:
+                kw = {"NextToken": token} if token else {}
+                try:
+                    resp = await sdb.select(
+                        SelectExpression=select_all_jobs(self.session_id), ConsistentRead=True, **kw
+                    )
+                except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
+                    if error_code(exc) == "NoSuchDomain":
+                        return []
+                    raise
+                for item in resp.get("Items") or []:
+                    try:
+                        rec = JobRecord.from_attributes(item.get("Attributes") or [], item["Name"])
+                    except (ValueError, TypeError):
+                        continue
+                    records[rec.jobnr] = rec
+                token = resp.get("NextToken")
+                if not token:
+                    break
+        return [records[k] for k in sorted(records)]
+
+    async def request_kill(self, jobnr: int) -> None:
+        sdb = await self.cloud.client("sdb")
+        async with cloud_errors(f"kill request for job {jobnr}"):
+            await sdb.put_attributes(
+                DomainName=self.domain,
+                ItemName=item_name(jobnr),
+                Attributes=[{"Name": KILL_ATTRIBUTE, "Value": KILL_REQUESTED, "Replace": True}],
+            )
+            await put_kill_object(self.cloud, self.bucket, self.session_id, jobnr)
+
+    async def reset(self) -> bool:
+        """Delete a leftover domain of this name (as the paper did), then create it; True if one existed."""
+        existed = await self.exists()
+        sdb = await self.cloud.client("sdb")
+        async with cloud_errors(f"resetting SimpleDB domain {self.domain}"):
+            if existed:
+                await sdb.delete_domain(DomainName=self.domain)
+            await self._clear_control()
+            await sdb.create_domain(DomainName=self.domain)
+        return existed
+
+    async def _clear_control(self) -> list[str]:
+        keys = [
+            k
+            for k, _, _ in await list_keys(
+                self.cloud, self.bucket, s3layout.control_prefix(self.session_id)
+            )
+        ]
+        return await delete_keys(self.cloud, self.bucket, keys) if keys else []
+
+    async def delete_all(self) -> list[str]:
+        """Delete the domain and the kill requests; returns what was removed."""
+        removed: list[str] = []
+        if await self.exists():
+            sdb = await self.cloud.client("sdb")
+            async with cloud_errors(f"deleting SimpleDB domain {self.domain}"):
+                await sdb.delete_domain(DomainName=self.domain)
+            removed.append(f"SimpleDB domain {self.domain}")
+        async with cloud_errors("deleting kill requests"):
+            removed += [f"s3://{self.bucket}/{k}" for k in await self._clear_control()]
+        return removed
+
+    async def mark_lost(self, jobnr: int, reason: str) -> bool:
+        """Set job ``jobnr`` to lost unless it has reached a terminal status meanwhile."""
+        current = {r.jobnr: r for r in await self.read_all()}.get(jobnr)
+        if current is not None and current.status in TERMINAL:
+            return False
+        sdb = await self.cloud.client("sdb")
+        attrs = [
+            {"Name": "status", "Value": LOST, "Replace": True},
+            {"Name": "error", "Value": reason, "Replace": True},
+            {"Name": "jobnr", "Value": str(jobnr), "Replace": True},
+            {
+                "Name": "runendtime",
+                "Value": (current and current.runendtime) or utcnow_iso(),
+                "Replace": True,
+            },
+        ]
+        kw = {}
+        if current is not None:
+            kw["Expected"] = {"Name": "status", "Value": current.status, "Exists": True}
+        async with cloud_errors(f"marking job {jobnr} lost"):
+            try:
+                await sdb.put_attributes(
+                    DomainName=self.domain, ItemName=item_name(jobnr), Attributes=attrs, **kw
+                )
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) in ("ConditionalCheckFailed", "AttributeDoesNotExist"):
+                    return False
+                raise
+        return True
