@@ -37,6 +37,9 @@ TRANSITIONS: Dict[str, frozenset] = {
     LOST: frozenset(),
 }
 
+RESULTS_SAVED = "saved"
+RESULTS_NONE = "none"
+
 KILL_ATTRIBUTE = "kill"
 KILL_REQUESTED = "requested"
 
@@ -96,6 +99,8 @@ class JobRecord:
     saveendtime: Optional[str] = None
     error: Optional[str] = None
     kill: Optional[str] = None
+    # "saved" when the job's results.tar.bz2 was uploaded, "none" when the job made none.
+    results: Optional[str] = None
 
     def with_(self, **changes: Any) -> "JobRecord":
         return replace(self, **changes)
