@@ -644,7 +644,7 @@ def load_session(spec_path: str | os.PathLike[str]) -> tuple[SessionSpec, list[J
     jobs_path = path.parent / spec.jobs_cfg
     jobs: list[JobLine] | None = None
     if spec.archive is not None:
-        jobs, more = _jobs_from_archive(path.parent / spec.archive, source, lines)
+        jobs, more = jobs_from_archive(path.parent / spec.archive, source, lines)
         problems += more
     else:
         try:
@@ -675,10 +675,11 @@ def load_session(spec_path: str | os.PathLike[str]) -> tuple[SessionSpec, list[J
     return spec, jobs
 
 
-def _jobs_from_archive(
-    archive_path: Path, source: str, lines: Mapping[str, int]
+def jobs_from_archive(
+    archive_path: Path, source: str = "session.toml", lines: Mapping[str, int] | None = None
 ) -> tuple[list[JobLine] | None, list[str]]:
-    """jobs.cfg read from inside a prebuilt session archive, and its problems."""
+    """jobs.cfg read from inside a prebuilt session archive (None if unreadable), and every
+    problem: no jobs.cfg, parse errors, scripts missing from the archive."""
     from awsac_agent.archive import read_member
     from awsac_agent.errors import ArchiveError
 
@@ -702,3 +703,6 @@ def _jobs_from_archive(
 
     names = [n[2:] if n.startswith("./") else n for n in list_archive(archive_path)]
     return jobs, check_scripts_exist(jobs, names, f"{archive_path}:jobs.cfg")
+
+
+_jobs_from_archive = jobs_from_archive  # old private name, still used by session.py
