@@ -1,9 +1,79 @@
-"""Make the client (repo root) and the agent (agent/) importable without installing awsac."""
+"""Make the client (repo root) and the agent (agent/) importable without installing awsac,
+and share the local cloud with every test that needs one (fixture ``local_cloud``)."""
 
+from __future__ import annotations
+
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 for path in (ROOT, ROOT / "agent"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+
+@pytest.fixture(scope="session")
+def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running local cloud (boot delay 0) with its own state dir per xdist worker.
+
+    Yields a ``LocalCloudInfo``; stops the service at the end and checks no process is left.
+    """
+    from awsac_tui.local import service
+    from awsac_tui.local.common import pid_alive
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    state = tmp_path_factory.mktemp(f"awsac-state-{worker}")
+    previous = os.environ.get("AWSAC_STATE_DIR")
+    os.environ["AWSAC_STATE_DIR"] = str(state)
+    try:
+        info = service.ensure_up(boot_delay=0)
+        yield info
+    finally:
+        instance_pids = service._instance_pids()
+        service.down()
+        if previous is None:
+            os.environ.pop("AWSAC_STATE_DIR", None)
+        else:
+            os.environ["AWSAC_STATE_DIR"] = previous
+    left = [pid for pid in [info.pid, *instance_pids] if pid_alive(pid)]
+    assert not left, f"processes left after down(): {left}"
+
+
+@pytest.fixture
+def aws_env(local_cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point boto3 and the AWS CLI at the local cloud for one test (environment variables)."""
+    from awsac_tui.local.service import client_env
+
+    env = client_env(local_cloud)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWSAC_STATE_DIR", local_cloud.state_dir)
+    return env
+
+
+@pytest.fixture
+def boto3_client(local_cloud: Any) -> Callable[[str], Any]:
+    """Factory of boto3 clients bound to the local cloud: ``boto3_client("ec2")``."""
+    import boto3
+
+    from awsac_tui.local.service import client_env
+
+    env = client_env(local_cloud)
+
+    def make(service_name: str) -> Any:
+        return boto3.session.Session().client(
+            service_name,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    return make

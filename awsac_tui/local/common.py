@@ -1,0 +1,139 @@
+"""Paths, constants and the instance environment shared by the local cloud's service, server and CLI.
+
+Imports nothing heavy (no moto), so the CLI and the client can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+REGION = "us-east-1"
+AVAILABILITY_ZONE = "us-east-1a"
+ACCOUNT_ID = "123456789012"  # moto's default account
+IMAGE_NAME = "awsac-local"
+ROLE_NAME = "awsac-local-instance"
+# Obviously not secrets: the emulator accepts any credentials.
+DUMMY_ACCESS_KEY_ID = "AKIDAWSACLOCALDUMMY"
+DUMMY_SECRET_ACCESS_KEY = "awsac-local-dummy-secret-not-a-real-key"
+DUMMY_SESSION_TOKEN = "awsac-local-dummy-session-token"
+DEFAULT_BOOT_DELAY = 1.0
+SIDE_PREFIX = "/_awsac/"  # side endpoints of the server; "_" is not valid in a bucket name
+
+# Credential and config variables removed from an instance's environment, so that boto3 inside
+# the instance takes the role credentials from its metadata endpoint, as on EC2.
+STRIPPED_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+def state_dir() -> Path:
+    """awsac's state directory: $AWSAC_STATE_DIR, else $XDG_STATE_HOME/awsac, else ~/.local/state/awsac."""
+    explicit = os.environ.get("AWSAC_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "awsac"
+    return Path.home() / ".local" / "state" / "awsac"
+
+
+def local_dir(base: Path | None = None) -> Path:
+    """The local cloud's directory inside the state directory."""
+    return (base if base is not None else state_dir()) / "local"
+
+
+def default_boot_command() -> list[str]:
+    """The command an instance runs at boot: $AWSAC_LOCAL_BOOT_COMMAND or the agent's autorun."""
+    import shlex
+
+    configured = os.environ.get("AWSAC_LOCAL_BOOT_COMMAND")
+    if configured:
+        return shlex.split(configured)
+    return [sys.executable, "-m", "awsac_agent", "autorun"]
+
+
+def code_pythonpath() -> str:
+    """PYTHONPATH that makes awsac_tui and awsac_agent importable in child processes."""
+    repo = Path(__file__).resolve().parents[2]
+    parts = [str(repo)]
+    if (repo / "agent" / "awsac_agent").is_dir():
+        parts.append(str(repo / "agent"))
+    existing = os.environ.get("PYTHONPATH")
+    if existing:
+        parts.extend(p for p in existing.split(os.pathsep) if p and p not in parts)
+    return os.pathsep.join(parts)
+
+
+def instance_environment(
+    base: dict[str, str],
+    *,
+    endpoint: str,
+    region: str,
+    imds_endpoint: str,
+    instance_dir: Path,
+    python: str | None = None,
+) -> dict[str, str]:
+    """The environment of an instance's boot process (docs/contracts.md), built from ``base``."""
+    env = {k: v for k, v in base.items() if k not in STRIPPED_AWS_VARIABLES}
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_endpoint,
+            # no shared credentials or config file may shadow the role credentials
+            "AWS_SHARED_CREDENTIALS_FILE": str(instance_dir / "no-aws-credentials"),
+            "AWS_CONFIG_FILE": str(instance_dir / "no-aws-config"),
+            "AWSAC_WORK_DIR": str(instance_dir / "root" / "mnt" / "awsac"),
+            "AWSAC_DEVICE_PROVIDER": "local",
+            "AWSAC_PYTHON": python or sys.executable,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": code_pythonpath(),
+        }
+    )
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # the state field follows the parenthesised command name
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to process group ``pgid``; a group that is gone already is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON so readers never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

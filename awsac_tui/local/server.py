@@ -1,0 +1,321 @@
+"""The local cloud's process: moto's server on loopback, SimpleDB completed, and the instance runner.
+
+Started in the background by ``awsac local up`` (service.ensure_up); never inside the TUI's process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import shutil
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from awsac_tui.local.common import (
+    ACCOUNT_ID,
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    IMAGE_NAME,
+    REGION,
+    SIDE_PREFIX,
+    write_json_atomic,
+)
+from awsac_tui.local.runner import InstanceRunner
+
+log = logging.getLogger("awsac.local.server")
+
+_runner: InstanceRunner | None = None
+
+
+def runner() -> InstanceRunner | None:
+    """The runner of this process (None until the server runs)."""
+    return _runner
+
+
+# ---- moto patches -------------------------------------------------------------------------------
+
+
+def install_ec2_patches() -> None:
+    """Hook moto's EC2 backend: runner on launch/stop/terminate, real console output, EBS fixes."""
+    from moto.core.types import Base64EncodedString
+    from moto.core.utils import utcnow
+    from moto.ec2.exceptions import VolumeInUseError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.models.instances import Instance, InstanceBackend
+    from moto.ec2.responses.general import General
+
+    original_run = InstanceBackend.run_instances
+    original_stop = Instance.stop
+    original_start = Instance.start
+    original_terminate = Instance.terminate
+    original_attach = EBSBackend.attach_volume
+    original_detach = EBSBackend.detach_volume
+
+    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reservation = original_run(self, *args, **kwargs)
+        if _runner is not None:
+            _runner.launched(list(reservation.instances))
+        return reservation
+
+    def stop(self: Any) -> Any:
+        previous = original_stop(self)
+        if _runner is not None:
+            _runner.ended(self.id, terminated=False)
+        return previous
+
+    def start(self: Any) -> Any:
+        previous = original_start(self)
+        if _runner is not None and previous.name == "stopped":
+            _runner.started(self)
+        return previous
+
+    def terminate(self: Any) -> Any:
+        previous = original_terminate(self)
+        if _runner is not None:
+            _runner.ended(self.id, terminated=True)
+        return previous
+
+    def attach_volume(
+        self: Any, volume_id: str, instance_id: str, device_path: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        volume = self.get_volume(volume_id)
+        if volume.attachment is not None:
+            raise VolumeInUseError(volume_id, volume.attachment.instance.id)
+        return original_attach(self, volume_id, instance_id, device_path, *args, **kwargs)
+
+    def detach_volume(self: Any, volume_id: str, instance_id: str | None, device_path: str) -> Any:
+        volume = self.get_volume(volume_id)
+        if not instance_id and volume.attachment is not None:
+            instance_id = volume.attachment.instance.id
+        return original_detach(self, volume_id, instance_id, device_path)
+
+    def get_console_output(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        instance_id = self._get_param("InstanceId")
+        instance = self.ec2_backend.get_instance(instance_id)
+        result: dict[str, Any] = {"InstanceId": instance.id, "Timestamp": utcnow()}
+        output = _runner.console_tail(instance.id) if _runner is not None else b""
+        if output:
+            result["Output"] = Base64EncodedString.from_encoded_bytes(base64.b64encode(output))
+        return ActionResult(result)
+
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+    Instance.stop = stop  # type: ignore[method-assign]
+    Instance.start = start  # type: ignore[method-assign]
+    Instance.terminate = terminate  # type: ignore[method-assign]
+    EBSBackend.attach_volume = attach_volume  # type: ignore[method-assign]
+    EBSBackend.detach_volume = detach_volume  # type: ignore[method-assign]
+    General.get_console_output = get_console_output  # type: ignore[method-assign]
+
+
+def prepare_backends(region: str) -> str:
+    """Load moto's default images now (not at a user's first call); register awsac-local."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[ACCOUNT_ID][region]
+    for image in backend.amis.values():
+        if image.name == IMAGE_NAME:
+            return image.id
+    image = backend.register_image(
+        name=IMAGE_NAME, description="awsac local cloud image (boots the awsac agent locally)"
+    )
+    return image.id
+
+
+def reset_backends() -> None:
+    """Forget every resource of every service."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+# ---- the WSGI app --------------------------------------------------------------------------------
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class LocalCloudApp:
+    """moto's app plus side endpoints under /_awsac/ (health, config, reset)."""
+
+    def __init__(self, moto_app: WsgiApp, service: LocalCloudService) -> None:
+        self.moto_app = moto_app
+        self.service = service
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(SIDE_PREFIX):
+            return self.moto_app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        try:
+            payload = json.loads(body) if body else {}
+            status, answer = self.service.side_request(method, path[len(SIDE_PREFIX) :], payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            status, answer = 400, {"error": str(exc)}
+        data = json.dumps(answer).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+class LocalCloudService:
+    """The running service: server, runner, and the service.json it publishes."""
+
+    def __init__(self, local: Path, boot_delay: float, boot_command: list[str]) -> None:
+        self.local = local
+        self.region = REGION
+        self.boot_delay = boot_delay
+        self.boot_command = boot_command
+        self.image_id = ""
+        self.endpoint = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "pid": os.getpid(),
+            "region": self.region,
+            "account_id": ACCOUNT_ID,
+            "image_id": self.image_id,
+            "state_dir": str(self.local.parent),
+        }
+
+    def publish(self) -> None:
+        write_json_atomic(self.local / "service.json", self.info())
+
+    def side_request(self, method: str, name: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        global _runner
+        assert _runner is not None
+        if name == "health":
+            return 200, {
+                **self.info(),
+                "boot_delay": _runner.boot_delay,
+                "boot_command": _runner.boot_command,
+            }
+        if name == "config" and method == "POST":
+            if payload.get("boot_delay") is not None:
+                _runner.boot_delay = float(payload["boot_delay"])
+            if payload.get("boot_command") is not None:
+                command = payload["boot_command"]
+                if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+                    raise ValueError("boot_command must be a list of strings")
+                _runner.boot_command = list(command)
+            return 200, {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
+        if name == "reset" and method == "POST":
+            with self._lock:
+                _runner.stop_all()
+                _runner.wipe()
+                reset_backends()
+                _remove_tree(self.local / "snapshots")
+                (self.local / "snapshots").mkdir(parents=True, exist_ok=True)
+                self.image_id = prepare_backends(self.region)
+                self.publish()
+            return 200, self.info()
+        return 404, {"error": f"no side endpoint {method} {name}"}
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; then end every instance and exit."""
+        global _runner
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from awsac_tui.local import simpledb
+
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                pass
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        install_ec2_patches()
+        simpledb.install()
+        started = time.monotonic()
+        self.image_id = prepare_backends(self.region)
+        log.info("default images loaded in %.1f s", time.monotonic() - started)
+        (self.local / "snapshots").mkdir(parents=True, exist_ok=True)
+
+        app = LocalCloudApp(DomainDispatcherApplication(create_backend_app), self)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+        host, port = server.server_address[:2]
+        self.endpoint = f"http://{host}:{port}"
+        _runner = InstanceRunner(
+            self.local,
+            endpoint=self.endpoint,
+            region=self.region,
+            boot_delay=self.boot_delay,
+            boot_command=self.boot_command,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+        thread.start()
+        self.publish()
+        log.info("local cloud at %s (pid %s)", self.endpoint, os.getpid())
+        while not self._stop.wait(1.0):
+            pass
+        log.info("stopping: ending every instance")
+        _runner.stop_all()
+        server.shutdown()
+        try:
+            data = json.loads((self.local / "service.json").read_text())
+            if data.get("pid") == os.getpid():
+                (self.local / "service.json").unlink()
+        except (OSError, ValueError):
+            pass
+        log.info("stopped")
+
+
+def _remove_tree(path: Path) -> None:
+    """rmtree that also removes the read-only snapshot copies."""
+
+    def make_writable(func: Callable[..., Any], target: str, _exc: object) -> None:
+        parent = os.path.dirname(target)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        func(target)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=make_writable)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m awsac_tui.local.server")
+    parser.add_argument("--local-dir", required=True, type=Path)
+    parser.add_argument("--boot-delay", type=float, default=1.0)
+    parser.add_argument("--boot-command", required=True, help="JSON list")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", DUMMY_ACCESS_KEY_ID)
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_ACCESS_KEY)
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    args.local_dir.mkdir(parents=True, exist_ok=True)
+    service = LocalCloudService(args.local_dir, args.boot_delay, json.loads(args.boot_command))
+    service.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""The local cloud's Python API: start, find, stop, inspect and reset the background service.
+
+Used by ``awsac local ...``, the client, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from awsac_agent.errors import AwsacError
+
+from awsac_tui.local.common import (
+    AVAILABILITY_ZONE,
+    DEFAULT_BOOT_DELAY,
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    REGION,
+    SIDE_PREFIX,
+    code_pythonpath,
+    default_boot_command,
+    kill_process_group,
+    local_dir,
+    pid_alive,
+    state_dir,
+)
+
+__all__ = [
+    "LocalCloudError",
+    "LocalCloudInfo",
+    "LocalCloudStatus",
+    "client_env",
+    "configure",
+    "down",
+    "ensure_up",
+    "local_dir",
+    "make_snapshot",
+    "reset",
+    "running_info",
+    "state_dir",
+    "status",
+]
+
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+SNAPSHOT_TAG = "awsac:local-content"
+
+# service processes this process started, so it can reap them at down()
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class LocalCloudError(AwsacError):
+    """The local cloud could not be started, reached or used."""
+
+
+@dataclass(frozen=True)
+class LocalCloudInfo:
+    """Where the running local cloud answers (the content of service.json)."""
+
+    endpoint: str
+    pid: int
+    region: str
+    account_id: str
+    image_id: str
+    state_dir: str
+
+
+@dataclass(frozen=True)
+class LocalCloudStatus:
+    """What the local cloud holds right now."""
+
+    info: LocalCloudInfo
+    instances: tuple[dict[str, Any], ...]
+    volumes: tuple[dict[str, Any], ...]
+    snapshots: tuple[dict[str, Any], ...]
+    domains: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self.info),
+            "instances": list(self.instances),
+            "volumes": list(self.volumes),
+            "snapshots": list(self.snapshots),
+            "domains": list(self.domains),
+        }
+
+
+# ---- finding the running service ----------------------------------------------------------------
+
+
+def _service_file() -> Path:
+    return local_dir() / "service.json"
+
+
+def _read_service_file() -> LocalCloudInfo | None:
+    try:
+        data = json.loads(_service_file().read_text())
+        return LocalCloudInfo(
+            endpoint=data["endpoint"],
+            pid=int(data["pid"]),
+            region=data["region"],
+            account_id=data["account_id"],
+            image_id=data["image_id"],
+            state_dir=data["state_dir"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _side(
+    endpoint: str, name: str, payload: dict[str, Any] | None = None, timeout: float = 5.0
+) -> Any:
+    """Call a side endpoint of the server (loopback only, never through a proxy)."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(
+        endpoint.rstrip("/") + SIDE_PREFIX + name,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _answers(info: LocalCloudInfo) -> bool:
+    if not pid_alive(info.pid):
+        return False
+    try:
+        health = _side(info.endpoint, "health", timeout=3.0)
+    except (OSError, ValueError):
+        return False
+    return health.get("pid") == info.pid
+
+
+def running_info() -> LocalCloudInfo | None:
+    """The running local cloud of this state directory, or None when none answers."""
+    info = _read_service_file()
+    if info is not None and _answers(info):
+        return info
+    return None
+
+
+@contextlib.contextmanager
+def _up_lock() -> Iterator[None]:
+    local = local_dir()
+    local.mkdir(parents=True, exist_ok=True)
+    with (local / "up.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---- up / down ----------------------------------------------------------------------------------
+
+
+def ensure_up(
+    *, boot_delay: float | None = None, boot_command: list[str] | None = None
+) -> LocalCloudInfo:
+    """Start the local cloud unless it runs already; wait until it answers.
+
+    ``boot_delay`` and ``boot_command`` (when given) also apply to a service that runs already.
+    """
+    with _up_lock():
+        info = running_info()
+        if info is None:
+            info = _start(
+                DEFAULT_BOOT_DELAY if boot_delay is None else boot_delay,
+                boot_command if boot_command is not None else default_boot_command(),
+            )
+        elif boot_delay is not None or boot_command is not None:
+            configure(info, boot_delay=boot_delay, boot_command=boot_command)
+    return info
+
+
+def configure(
+    info: LocalCloudInfo,
+    *,
+    boot_delay: float | None = None,
+    boot_command: list[str] | None = None,
+) -> dict[str, Any]:
+    """Change the boot delay and/or boot command of the running service (for later launches)."""
+    payload = {"boot_delay": boot_delay, "boot_command": boot_command}
+    return _side(info.endpoint, "config", payload)
+
+
+def _start(boot_delay: float, boot_command: list[str]) -> LocalCloudInfo:
+    local = local_dir()
+    local.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        _service_file().unlink()
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONPATH": code_pythonpath(),
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("AWS_PROFILE", None)
+    command = [
+        sys.executable,
+        "-m",
+        "awsac_tui.local.server",
+        "--local-dir",
+        str(local),
+        "--boot-delay",
+        str(boot_delay),
+        "--boot-command",
+        json.dumps(boot_command),
+    ]
+    log_path = local / "service.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=local,
+            start_new_session=True,
+        )
+    _children[process.pid] = process
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _children.pop(process.pid, None)
+            raise LocalCloudError(
+                f"the local cloud exited at start (code {process.returncode}); "
+                f"see {log_path}:\n{_tail(log_path)}"
+            )
+        info = _read_service_file()
+        if info is not None and info.pid == process.pid and _answers(info):
+            return info
+        time.sleep(0.1)
+    _stop_pid(process.pid)
+    raise LocalCloudError(
+        f"the local cloud did not answer within {READY_TIMEOUT_S:.0f} s; see {log_path}"
+    )
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _reap(pid: int) -> None:
+    child = _children.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+
+
+def _stop_pid(pid: int) -> None:
+    """SIGTERM the service (it ends its instances), SIGKILL its group if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if pid in _children and _children[pid].poll() is not None:
+            break
+        if pid not in _children and not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    kill_process_group(pid)
+    _reap(pid)
+
+
+def _instance_pids() -> list[int]:
+    pids = []
+    for record in (local_dir() / "instances").glob("*/instance.json"):
+        try:
+            pid = json.loads(record.read_text()).get("pid")
+        except (OSError, ValueError):
+            continue
+        if isinstance(pid, int):
+            pids.append(pid)
+    return pids
+
+
+def down() -> bool:
+    """Stop the local cloud and every instance process. True when one was running."""
+    with _up_lock():
+        info = _read_service_file()
+        was_running = info is not None and pid_alive(info.pid)
+        if info is not None:
+            _stop_pid(info.pid)
+        # the service ends its instances; finish off any that survived a killed service
+        for pid in _instance_pids():
+            if pid_alive(pid):
+                kill_process_group(pid)
+        deadline = time.monotonic() + 5.0
+        while any(pid_alive(p) for p in _instance_pids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if info is not None and pid_alive(info.pid):
+            raise LocalCloudError(f"the local cloud (pid {info.pid}) did not stop; kill it by hand")
+        with contextlib.suppress(FileNotFoundError):
+            _service_file().unlink()
+    return was_running
+
+
+def _require() -> LocalCloudInfo:
+    info = running_info()
+    if info is None:
+        raise LocalCloudError("the local cloud is not running; start it with `awsac local up`")
+    return info
+
+
+def reset() -> LocalCloudInfo:
+    """Forget every instance, volume, snapshot, bucket and domain; keep the service running."""
+    info = _require()
+    _side(info.endpoint, "reset", {}, timeout=120.0)
+    new = _read_service_file()
+    if new is None:
+        raise LocalCloudError(
+            f"the local cloud lost {_service_file()} at reset; run `awsac local down`"
+        )
+    return new
+
+
+# ---- clients, status, snapshots ------------------------------------------------------------------
+
+
+def client_env(info: LocalCloudInfo) -> dict[str, str]:
+    """Environment that points the AWS CLI or boto3 at the local cloud (dummy credentials)."""
+    return {
+        "AWS_ENDPOINT_URL": info.endpoint,
+        "AWS_DEFAULT_REGION": info.region,
+        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+    }
+
+
+def _client(info: LocalCloudInfo, service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=info.endpoint,
+        region_name=info.region,
+        aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+    )
+
+
+def status() -> LocalCloudStatus:
+    """Endpoint, instances, volumes, snapshots and domains of the running local cloud."""
+    info = _require()
+    ec2 = _client(info, "ec2")
+    instances = []
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for inst in reservation["Instances"]:
+            instances.append(
+                {
+                    "instance_id": inst["InstanceId"],
+                    "state": inst["State"]["Name"],
+                    "launch_index": inst.get("AmiLaunchIndex", 0),
+                    "reservation_id": reservation["ReservationId"],
+                    "image_id": inst.get("ImageId", ""),
+                    "instance_type": inst.get("InstanceType", ""),
+                }
+            )
+    volumes = [
+        {
+            "volume_id": v["VolumeId"],
+            "state": v["State"],
+            "size": v["Size"],
+            "snapshot_id": v.get("SnapshotId") or None,
+            "attached_to": [a["InstanceId"] for a in v.get("Attachments", [])],
+        }
+        for v in ec2.describe_volumes()["Volumes"]
+    ]
+    snapshots = [
+        {
+            "snapshot_id": s["SnapshotId"],
+            "state": s["State"],
+            "description": s.get("Description", ""),
+            "has_content": (local_dir() / "snapshots" / s["SnapshotId"]).is_dir(),
+        }
+        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    ]
+    domains = tuple(_client(info, "sdb").list_domains().get("DomainNames", []))
+    return LocalCloudStatus(info, tuple(instances), tuple(volumes), tuple(snapshots), domains)
+
+
+def _size_gib(directory: Path) -> int:
+    total = sum(
+        p.stat().st_size for p in directory.rglob("*") if p.is_file() and not p.is_symlink()
+    )
+    return max(1, math.ceil(total / 2**30))
+
+
+def _make_read_only(root: Path) -> None:
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    root.chmod(root.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def make_snapshot(directory: Path | str, description: str = "") -> str:
+    """Create a real volume and snapshot in the local cloud holding DIR's content; its id."""
+    source = Path(directory).expanduser()
+    if not source.is_dir():
+        raise LocalCloudError(f"{source} is not a directory; give the directory to snapshot")
+    info = ensure_up()
+    ec2 = _client(info, "ec2")
+    volume_id = ec2.create_volume(AvailabilityZone=AVAILABILITY_ZONE, Size=_size_gib(source))[
+        "VolumeId"
+    ]
+    snapshot_id = ec2.create_snapshot(
+        VolumeId=volume_id,
+        Description=description or f"awsac local snapshot of {source.name}",
+        TagSpecifications=[
+            {"ResourceType": "snapshot", "Tags": [{"Key": SNAPSHOT_TAG, "Value": source.name}]}
+        ],
+    )["SnapshotId"]
+    ec2.delete_volume(VolumeId=volume_id)
+    snapshots = local_dir() / "snapshots"
+    snapshots.mkdir(parents=True, exist_ok=True)
+    staging = snapshots / f".staging-{snapshot_id}"
+    shutil.copytree(source, staging, symlinks=True)
+    _make_read_only(staging)
+    staging.chmod(staging.stat().st_mode | stat.S_IWUSR)
+    os.replace(staging, snapshots / snapshot_id)
+    (snapshots / snapshot_id).chmod((snapshots / snapshot_id).stat().st_mode & ~stat.S_IWUSR)
+    return snapshot_id
