@@ -1,0 +1,193 @@
+"""The awsac Textual app: takes a Backend in its constructor and runs the screens on it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from awsac_agent.errors import AwsacError
+from textual import work
+from textual.app import App, SuspendNotSupported
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.events import AppBlur, AppFocus
+
+from awsac_tui.ui.backend import Backend, format_command
+from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
+
+
+class ActionsProvider(Provider):
+    """Command palette entries for every binding of the current screen, plus the app's own."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        screen = self.screen
+        seen: set[str] = set()
+        out: list[tuple[str, str, Callable[[], object]]] = []
+        for node, label in (
+            (screen, type(screen).__name__.removesuffix("Screen").lower()),
+            (self.app, "app"),
+        ):
+            for binding in node.BINDINGS:
+                if not isinstance(binding, Binding) or not binding.description:
+                    continue
+                if binding.action in seen:
+                    continue
+                seen.add(binding.action)
+                title = f"{label}: {binding.description}"
+                help_text = f"key {binding.key_display or binding.key}"
+                out.append((title, help_text, partial(node.run_action, binding.action)))
+        return out
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class AwsacApp(App[int]):
+    """Sessions, compose, live session view and logs, on top of a Backend."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "awsac"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    BINDINGS = [
+        Binding("ctrl+t", "toggle_dark", "theme", show=False),
+        Binding("question_mark", "help", "help", key_display="?"),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        interval_scale: float = 1.0,
+        results_dir: Path | None = None,
+        start_screen: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.interval_scale = interval_scale
+        self.results_dir = results_dir or Path.cwd()
+        self.in_foreground = True
+        self._start_screen = start_screen
+        self.theme = "textual-dark"
+
+    def scale_interval(self, seconds: float) -> float:
+        """A refresh interval scaled by the configured factor."""
+        return seconds * self.interval_scale
+
+    def on_mount(self) -> None:
+        from awsac_tui.ui.screens.sessions import SessionsScreen
+
+        self.push_screen(SessionsScreen())
+        if self._start_screen == "compose":
+            from awsac_tui.ui.screens.compose import ComposeScreen
+
+            self.push_screen(ComposeScreen())
+        elif self._start_screen:
+            self.open_session(self._start_screen)
+
+    def on_app_blur(self, event: AppBlur) -> None:
+        self.in_foreground = False
+
+    def on_app_focus(self, event: AppFocus) -> None:
+        self.in_foreground = True
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        lines = []
+        for node in (self.screen, self):
+            for b in node.BINDINGS:
+                if isinstance(b, Binding) and b.description:
+                    lines.append(f"{(b.key_display or b.key):>10}  {b.description}")
+        lines.append(f"{'ctrl+p':>10}  command palette")
+        lines.append(f"{'ctrl+t':>10}  dark/light theme")
+        self.push_screen(MessageModal("keys", "\n".join(lines)))
+
+    # ---- verbs shared by several screens ------------------------------------------------
+
+    def open_session(self, session_id: str) -> None:
+        from awsac_tui.ui.screens.session import SessionScreen
+
+        self.push_screen(SessionScreen(session_id))
+
+    def report_error(self, what: str, exc: BaseException) -> None:
+        """Show an error as a notification; AwsacError messages already name the fix."""
+        message = str(exc) if isinstance(exc, AwsacError) else f"{type(exc).__name__}: {exc}"
+        self.notify(f"{what}: {message}", severity="error", timeout=8)
+
+    @work(group="verbs", exit_on_error=False)
+    async def get_results(self, session_id: str) -> None:
+        modal = ProgressModal(f"results of {session_id}")
+        await self.push_screen(modal)
+        try:
+            paths = await self.backend.results(session_id, self.results_dir, modal.report)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            modal.dismiss(None)
+            self.report_error("results", exc)
+            return
+        modal.dismiss(None)
+        self.notify(f"{len(paths)} result file(s) in {self.results_dir / session_id}")
+
+    def cleanup_session(self, session_id: str, after: Callable[[], None] | None = None) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cleanup(session_id, after)
+
+        self.push_screen(
+            ConfirmModal(
+                "cleanup",
+                f"Remove everything left of session {session_id}?\n"
+                "(instances, volumes, S3 objects, status domain)",
+                yes="Clean up",
+                danger=True,
+            ),
+            answered,
+        )
+
+    @work(group="verbs", exit_on_error=False)
+    async def _cleanup(self, session_id: str, after: Callable[[], None] | None) -> None:
+        try:
+            removed = await self.backend.cleanup(session_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.report_error("cleanup", exc)
+            return
+        text = "\n".join(removed) if removed else "nothing was left"
+        self.push_screen(MessageModal(f"cleanup of {session_id}", text))
+        if after:
+            after()
+
+    def run_ssh(self, session_id: str, instance_id: str) -> None:
+        """Suspend the app and run ssh; when suspending is impossible, show the command."""
+        try:
+            argv = self.backend.ssh_command(session_id, instance_id)
+        except AwsacError as exc:
+            self.report_error("ssh", exc)
+            return
+        try:
+            with self.suspend():
+                subprocess.call(argv)
+        except SuspendNotSupported:
+            self.push_screen(MessageModal("ssh (run this in a terminal)", format_command(argv)))
+        except OSError as exc:
+            self.report_error("ssh", exc)
+
+
+def run_app(backend: Backend | None = None) -> int:
+    """Run the TUI (``awsac`` with no arguments); the default backend is the live client."""
+    if backend is None:
+        from awsac_tui.ui.live import LiveBackend
+
+        backend = LiveBackend()
+    app = AwsacApp(backend)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

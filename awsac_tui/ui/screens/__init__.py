@@ -1,0 +1,1 @@
+"""Screens of the awsac TUI: sessions, compose, session (live), log viewer, and modals."""

@@ -1,0 +1,334 @@
+"""The live view of one session: instances, volumes and jobs tables, a header and a timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from awsac_agent.status import ACTIVE, TERMINAL
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Static
+
+from awsac_tui.monitor import InstanceView, JobView, SessionSnapshot, VolumeView
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar
+from awsac_tui.ui.screens.modals import ConfirmModal
+from awsac_tui.ui.widgets.keyed_table import KeyedTable
+from awsac_tui.ui.widgets.status import (
+    counts_text,
+    instance_state_text,
+    progress_text,
+    status_text,
+)
+from awsac_tui.ui.widgets.timeline import Timeline
+
+INSTANCE_COLUMNS = [
+    ("id", "instance", None),
+    ("li", "LI", None),
+    ("state", "state", None),
+    ("zone", "zone", None),
+    ("dns", "public DNS", None),
+    ("uptime", "uptime", None),
+]
+VOLUME_COLUMNS = [
+    ("id", "volume", None),
+    ("snapshot", "snapshot", None),
+    ("state", "state", None),
+    ("instance", "attached to", None),
+    ("device", "device", None),
+]
+JOB_COLUMNS = [
+    ("jobnr", "job", None),
+    ("script", "script", None),
+    ("status", "status", None),
+    ("rc", "rc", None),
+    ("li", "LI", None),
+    ("instance", "instance", None),
+    ("started", "started", None),
+    ("runtime", "run time", None),
+    ("snapshot", "snapshot", None),
+]
+
+
+def format_duration(seconds: float | None) -> str:
+    """1m52s, 2h03m, 45s; empty for None."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def instance_cells(inst: InstanceView, now: datetime) -> tuple:
+    alive = inst.state in ("pending", "running")
+    uptime = (
+        format_duration((now - inst.launch_time).total_seconds())
+        if inst.launch_time and alive
+        else ""
+    )
+    return (
+        inst.instance_id,
+        "" if inst.launchindex is None else str(inst.launchindex),
+        instance_state_text(inst.state, inst.silent),
+        inst.zone or "",
+        inst.public_dns or "",
+        uptime,
+    )
+
+
+def volume_cells(vol: VolumeView) -> tuple:
+    return (vol.volume_id, vol.snapshot or "-", vol.state, vol.instance_id or "", vol.device or "")
+
+
+def job_cells(job: JobView, now: datetime) -> tuple:
+    if job.runstarttime is None:
+        started, runtime = "", ""
+    else:
+        end = job.runendtime if job.status not in ACTIVE else None
+        if job.status in ("waitforsave", "saving") and job.runendtime:
+            end = job.runendtime
+        started = job.runstarttime.strftime("%H:%M:%S")
+        runtime = format_duration(((end or now) - job.runstarttime).total_seconds())
+    status = status_text(job.status)
+    if job.error and job.status == "failed":
+        status.append(f" {job.error}", style="red")
+    return (
+        str(job.jobnr),
+        job.shellscript or "",
+        status,
+        "" if job.returncode is None else str(job.returncode),
+        "" if job.launchindex is None else str(job.launchindex),
+        job.instance_id or "",
+        started,
+        runtime,
+        job.snapshot or "-",
+    )
+
+
+class SessionScreen(PollingScreen):
+    """Live tables of one session, refreshed by one polling worker."""
+
+    BINDINGS = [
+        Binding("escape", "back", "back"),
+        Binding("l", "log", "log"),
+        Binding("c", "console", "console"),
+        Binding("s", "ssh", "ssh"),
+        Binding("k", "kill", "kill job"),
+        Binding("t", "terminate", "terminate"),
+        Binding("g", "results", "results"),
+        Binding("x", "cleanup", "cleanup"),
+        Binding("ctrl+r", "force_refresh", "refresh"),
+    ]
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(id="session")
+        self.session_id = session_id
+        self.snapshot: SessionSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(f" {self.session_id}", id="titlebar")
+        yield Static("", id="notices", markup=False)
+        with Horizontal(id="top"):
+            yield KeyedTable(INSTANCE_COLUMNS, id="instances")
+            yield KeyedTable(VOLUME_COLUMNS, id="volumes")
+        yield KeyedTable(JOB_COLUMNS, id="jobs")
+        yield Timeline(id="timeline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#instances").border_title = "instances"
+        self.query_one("#volumes").border_title = "volumes"
+        self.query_one("#jobs").border_title = "jobs"
+        self.query_one("#timeline").border_title = "timeline"
+        self.query_one("#notices").display = False
+        self.query_one("#jobs").focus()
+        super().on_mount()
+
+    async def fetch(self) -> SessionSnapshot:
+        return await self.awsac.backend.refresh(self.session_id)
+
+    def next_interval(self) -> float:
+        snap = self.snapshot
+        if snap is None or not snap.instances or any(i.state == "pending" for i in snap.instances):
+            return self.awsac.scale_interval(1.0)
+        alive = any(i.state in ("pending", "running") for i in snap.instances)
+        if not alive and all(j.status in TERMINAL for j in snap.jobs):
+            return self.awsac.scale_interval(15.0)
+        if any(j.status == "pending" for j in snap.jobs):
+            return self.awsac.scale_interval(2.0)
+        return self.awsac.scale_interval(5.0)
+
+    def apply(self, data: object) -> None:
+        snap: SessionSnapshot = data  # type: ignore[assignment]
+        self.snapshot = snap
+        now = self.awsac.backend.now()
+        with self.app.batch_update():
+            self.query_one("#instances", KeyedTable).sync(
+                {i.instance_id: instance_cells(i, now) for i in snap.instances}
+            )
+            self.query_one("#volumes", KeyedTable).sync(
+                {v.volume_id: volume_cells(v) for v in snap.volumes}
+            )
+            self.query_one("#jobs", KeyedTable).sync(
+                {str(j.jobnr): job_cells(j, now) for j in snap.jobs}
+            )
+            self.query_one(Timeline).update_snapshot(snap, now)
+            self.update_header()
+
+    def update_header(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        counts: dict[str, int] = {}
+        for job in snap.jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+        done = sum(n for s, n in counts.items() if s in TERMINAL)
+        types = {i.instance_type for i in snap.instances if i.instance_type}
+        alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
+        t = Text(f" {self.session_id} ", style="bold")
+        t.append_text(progress_text(done, len(snap.jobs), 10))
+        t.append(f"  {len(snap.jobs)} jobs: ")
+        t.append_text(counts_text(counts.items()))
+        kind = "/".join(sorted(types))
+        t.append(f"  {kind}{' ' if kind else ''}{alive}/{len(snap.instances)} up")
+        t.append(f"  ↻ {self.interval:g}s", style="grey50")
+        self.query_one(TitleBar).update(t)
+        notices = self.query_one("#notices", Static)
+        notices.display = bool(snap.notices)
+        notices.update(" ⚠ " + " · ".join(snap.notices) if snap.notices else "")
+
+    # ---- the focused row ----------------------------------------------------------------
+
+    def focused_job(self) -> JobView | None:
+        if self.snapshot is None:
+            return None
+        table = self.query_one("#jobs", KeyedTable)
+        key = table.cursor_key
+        if key is None:
+            return None
+        return next((j for j in self.snapshot.jobs if str(j.jobnr) == key), None)
+
+    def focused_instance(self) -> InstanceView | None:
+        """The instance of the focused row: the instances table's, else the focused job's."""
+        if self.snapshot is None:
+            return None
+        focused = self.app.focused
+        iid: str | None = None
+        if isinstance(focused, KeyedTable) and focused.id == "instances":
+            iid = focused.cursor_key
+        elif isinstance(focused, KeyedTable) and focused.id == "volumes":
+            vkey = focused.cursor_key
+            vol = next((v for v in self.snapshot.volumes if v.volume_id == vkey), None)
+            iid = vol.instance_id if vol else None
+        else:
+            job = self.focused_job()
+            iid = job.instance_id if job else None
+        return next((i for i in self.snapshot.instances if i.instance_id == iid), None)
+
+    # ---- actions ------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_log(self) -> None:
+        from awsac_tui.ui.screens.log import LogScreen
+
+        focused = self.app.focused
+        if isinstance(focused, KeyedTable) and focused.id in ("instances", "volumes"):
+            self.action_console()
+            return
+        job = self.focused_job()
+        if job is None:
+            self.notify("no job selected", severity="warning")
+            return
+        self.app.push_screen(LogScreen.for_job(self.session_id, job))
+
+    def action_console(self) -> None:
+        from awsac_tui.ui.screens.log import LogScreen
+
+        inst = self.focused_instance()
+        if inst is None:
+            self.notify("this row has no instance yet", severity="warning")
+            return
+        self.app.push_screen(LogScreen.for_console(self.session_id, inst.instance_id))
+
+    def action_ssh(self) -> None:
+        inst = self.focused_instance()
+        if inst is None:
+            self.notify("this row has no instance yet", severity="warning")
+            return
+        self.awsac.run_ssh(self.session_id, inst.instance_id)
+
+    def action_kill(self) -> None:
+        job = self.focused_job()
+        if job is None:
+            return
+        if job.status in TERMINAL:
+            self.notify(f"job {job.jobnr} has already ended ({job.status})", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._kill(job.jobnr)
+
+        self.app.push_screen(
+            ConfirmModal(
+                "kill job",
+                f"Kill job {job.jobnr} ({job.shellscript}, {job.status})?\n"
+                "Its output so far is uploaded and it is marked killed.",
+                yes="Kill",
+                danger=True,
+            ),
+            answered,
+        )
+
+    @work(group="verbs", exit_on_error=False)
+    async def _kill(self, jobnr: int) -> None:
+        try:
+            await self.awsac.backend.kill_job(self.session_id, jobnr)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.awsac.report_error(f"kill job {jobnr}", exc)
+            return
+        self.notify(f"kill requested for job {jobnr}")
+        self.action_force_refresh()
+
+    def action_terminate(self) -> None:
+        inst = self.focused_instance()
+        if inst is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._terminate(inst.instance_id)
+
+        self.app.push_screen(
+            ConfirmModal(
+                "terminate instance",
+                f"Terminate instance {inst.instance_id} (launch index {inst.launchindex})?\n"
+                "Its unfinished jobs will end up lost.",
+                yes="Terminate",
+                danger=True,
+            ),
+            answered,
+        )
+
+    @work(group="verbs", exit_on_error=False)
+    async def _terminate(self, instance_id: str) -> None:
+        try:
+            await self.awsac.backend.terminate_instance(self.session_id, instance_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.awsac.report_error(f"terminate {instance_id}", exc)
+            return
+        self.notify(f"terminating {instance_id}")
+        self.action_force_refresh()
+
+    def action_results(self) -> None:
+        self.awsac.get_results(self.session_id)
+
+    def action_cleanup(self) -> None:
+        self.awsac.cleanup_session(self.session_id, after=self.action_force_refresh)

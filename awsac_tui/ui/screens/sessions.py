@@ -1,0 +1,154 @@
+"""The home screen: every session record with its jobs by status, instances alive and cost."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Input
+
+from awsac_tui.ui.backend import SessionSummary
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar
+from awsac_tui.ui.widgets.keyed_table import KeyedTable
+from awsac_tui.ui.widgets.status import counts_text, status_bar
+
+COLUMNS = [
+    ("session", "session", None),
+    ("type", "type", None),
+    ("inst", "inst", None),
+    ("age", "age", None),
+    ("cost", "est $", None),
+    ("jobs", "jobs", None),
+    ("cloud", "cloud", None),
+]
+
+
+def format_age(created: datetime, now: datetime) -> str:
+    """A short age: 45s, 12m, 3h05, 2d."""
+    seconds = max(0, int((now - created).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+    return f"{seconds // 86400}d"
+
+
+def summary_cells(s: SessionSummary, now: datetime) -> tuple:
+    jobs = status_bar(s.job_counts, 8)
+    jobs.append(" ")
+    jobs.append_text(counts_text(s.job_counts))
+    inst = Text(f"{s.instances_alive}/{s.n_instances}", style="green" if s.instances_alive else "")
+    cost = "" if s.est_cost is None else f"~{s.est_cost:.2f}"
+    sid = Text(s.session_id, style="grey50" if s.cleaned else "")
+    return (sid, s.instance_type, inst, format_age(s.created, now), cost, jobs, s.cloud)
+
+
+class SessionsScreen(PollingScreen):
+    """Home: the session records, newest first."""
+
+    BINDINGS = [
+        Binding("n", "new", "new"),
+        Binding("enter", "open", "open", priority=False),
+        Binding("r", "results", "results"),
+        Binding("x", "cleanup", "cleanup"),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="sessions")
+        self.summaries: list[SessionSummary] = []
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar("", id="titlebar")
+        yield Input(placeholder="filter sessions (esc clears)", id="filter", compact=True)
+        yield KeyedTable(COLUMNS, id="sessions-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(KeyedTable).focus()
+        self.update_title()
+        super().on_mount()
+
+    def update_title(self) -> None:
+        t = Text(" awsac ─ sessions", style="bold")
+        t.append(f"   cloud: {self.awsac.backend.cloud_description()}")
+        t.append(f"   ↻ {self.interval:g}s", style="grey50")
+        self.query_one(TitleBar).update(t)
+
+    async def fetch(self) -> list[SessionSummary]:
+        return await self.awsac.backend.list_sessions()
+
+    def next_interval(self) -> float:
+        return self.awsac.scale_interval(5.0)
+
+    def apply(self, data: object) -> None:
+        self.summaries = list(data)  # type: ignore[call-overload]
+        self.render_rows()
+
+    def render_rows(self) -> None:
+        table = self.query_one(KeyedTable)
+        now = self.awsac.backend.now()
+        needle = self.filter_text.lower()
+        rows = {
+            s.session_id: summary_cells(s, now)
+            for s in self.summaries
+            if not needle or needle in f"{s.session_id} {s.instance_type} {s.cloud}".lower()
+        }
+        with self.app.batch_update():
+            added, _, _ = table.sync(rows)
+            if added:
+                table.sort("session", reverse=True, key=lambda cell: str(cell))
+        self.update_title()
+
+    @property
+    def selected(self) -> str | None:
+        return self.query_one(KeyedTable).cursor_key
+
+    def action_new(self) -> None:
+        from awsac_tui.ui.screens.compose import ComposeScreen
+
+        self.app.push_screen(ComposeScreen())
+
+    def action_open(self) -> None:
+        if self.selected:
+            self.awsac.open_session(self.selected)
+
+    @on(KeyedTable.RowSelected, "#sessions-table")
+    def row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.awsac.open_session(event.row_key.value)
+
+    def action_results(self) -> None:
+        if self.selected:
+            self.awsac.get_results(self.selected)
+
+    def action_cleanup(self) -> None:
+        if self.selected:
+            self.awsac.cleanup_session(self.selected, after=self.action_force_refresh)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(KeyedTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.render_rows()
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one(KeyedTable).focus()
