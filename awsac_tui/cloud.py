@@ -24,6 +24,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.parsers import ResponseParserError
 
 from .spec import CloudProfile
 
@@ -90,9 +91,17 @@ def translate(exc: BaseException, where: str = "") -> AwsacError:
     if isinstance(exc, ClientError):
         msg = exc.response.get("Error", {}).get("Message", "")
         return CloudError(f"Cloud call failed{at}: {code}: {msg}")
+    if isinstance(exc, ResponseParserError):
+        return CloudError(
+            f"The cloud endpoint answered with something that is not an AWS response{at}; "
+            f"is --endpoint-url right, and does it offer this service? ({str(exc)[:200]})"
+        )
     if isinstance(exc, BotoCoreError):
         return CloudError(f"Cloud call failed{at}: {exc}")
     return CloudError(f"Cloud call failed{at}: {exc}")
+
+
+CLOUD_EXCEPTIONS = (BotoCoreError, ClientError, ResponseParserError)
 
 
 @contextlib.asynccontextmanager
@@ -100,7 +109,7 @@ async def cloud_errors(where: str = "") -> AsyncIterator[None]:
     """Turn botocore exceptions raised inside into AwsacError (credentials, endpoint)."""
     try:
         yield
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
         raise translate(exc, where) from exc
 
 

@@ -292,7 +292,10 @@ def load_record(ref: str | Path) -> SessionRecord:
     if exact.is_file():
         return read_record_file(exact)
     d = sessions_dir()
-    matches = sorted(q for q in d.glob("*.toml") if q.stem.startswith(name)) if d.is_dir() else []
+    stems = sorted(d.glob("*.toml")) if d.is_dir() else []
+    matches = [q for q in stems if q.stem.startswith(name)]
+    if not matches:  # also the random suffix or any unique part (`awsac check 5a95`)
+        matches = [q for q in stems if name in q.stem]
     if len(matches) == 1:
         return read_record_file(matches[0])
     if not matches:

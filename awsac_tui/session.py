@@ -607,7 +607,6 @@ async def results(
             if path.exists():
                 if await asyncio.to_thread(_identical, path, size, etag):
                     out.append(Download(key, path, "skipped", size))
-                    say(f"skipped {rel} (identical)")
                     done += size
                     report(done, total)
                     return
@@ -615,7 +614,6 @@ async def results(
                     ask_overwrite or (lambda q: False), f"overwrite {path}?"
                 ):
                     out.append(Download(key, path, "kept", size))
-                    say(f"kept {rel} (differs; use --overwrite to replace it)")
                     return
                 action = "overwritten"
             async with sem:
@@ -633,10 +631,14 @@ async def results(
                 os.chmod(tmp, 0o600)
                 tmp.replace(path)
             out.append(Download(key, path, action, size))
-            say(f"{action} {rel}")
 
         await asyncio.gather(*(one(k, e, s) for k, e, s in listing))
-    return sorted(out, key=lambda d: d.key)
+    out.sort(key=lambda d: d.key)
+    for d in out:
+        rel = d.key[len(prefix) :]
+        extra = {"skipped": " (identical)", "kept": " (differs; use --overwrite to replace it)"}
+        say(f"{d.action} {rel}{extra.get(d.action, '')}")
+    return out
 
 
 # ----------------------------------------------------------------------------- cleanup
