@@ -50,4 +50,8 @@ def session_started(session_id: str) -> Optional[datetime]:
     m = SESSION_ID_RE.match(session_id)
     if not m:
         return None
-    return datetime.strptime(m.group(1) + m.group(2), "%y%m%d%H%M").replace(tzinfo=timezone.utc)
+    try:
+        started = datetime.strptime(m.group(1) + m.group(2), "%y%m%d%H%M")
+    except ValueError:  # well-formed digits, impossible date (e.g. month 13)
+        return None
+    return started.replace(tzinfo=timezone.utc)

@@ -176,7 +176,10 @@ def select_jobs_where(session_id: str, attribute: str, value: str) -> str:
 
 
 def select_kill_requests(session_id: str, jobnrs: List[int]) -> str:
-    """Select the job items of ``jobnrs`` whose kill was requested."""
+    """Select the job items of ``jobnrs`` whose kill was requested (at most 20, SimpleDB's limit
+    for ``in``; an empty list has no valid expression and raises ValueError)."""
+    if not jobnrs or len(jobnrs) > 20:
+        raise ValueError(f"select_kill_requests needs 1 to 20 job numbers, got {len(jobnrs)}")
     items = ", ".join(quote_value(item_name(n)) for n in jobnrs)
     return (
         f"select {quote_name(KILL_ATTRIBUTE)} from {quote_name(domain_name(session_id))} "
