@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from awsac_agent.sessionid import (
@@ -12,7 +12,7 @@ from awsac_agent.sessionid import (
     session_started,
 )
 
-NOW = datetime(2008, 10, 13, 14, 5, tzinfo=timezone.utc)
+NOW = datetime(2008, 10, 13, 14, 5, tzinfo=UTC)
 
 
 def test_new_session_id_format() -> None:

@@ -13,7 +13,7 @@ SID = "081013_1405--eventgen--a1b2"
 
 def test_happy_path_transitions() -> None:
     path = [None, st.PENDING, st.RUNNING, st.WAITFORSAVE, st.SAVING, st.FINISHED]
-    for old, new in zip(path, path[1:]):
+    for old, new in zip(path, path[1:], strict=False):
         assert st.can_transition(old, new), (old, new)
 
 

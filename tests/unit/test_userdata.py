@@ -58,7 +58,7 @@ def test_cloud_init_wrapper_round_trip() -> None:
         "not;ours",
         f"{SID};bucket;archive.tar.bz2;0",
         f"{SID};bucket;archive.tar.bz2;two",
-        f"badid;bucket;archive.tar.bz2;2",
+        "badid;bucket;archive.tar.bz2;2",
         f"{SID};bucket;archive.tar.bz2;2;noequals",
         f"{SID};bucket;archive.tar.bz2;2\nsecond line",
     ],
