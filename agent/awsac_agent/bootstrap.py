@@ -84,7 +84,8 @@ PY
 export AWS_DEFAULT_REGION="$REGION" AWSAC_PYTHON=python3
 export PYTHONPATH="$WORKER${PYTHONPATH:+:$PYTHONPATH}"
 log "running the boot step of $WORKER (region $REGION)"
-if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+if [ -z "${AWSAC_BOOTSTRAP_FOREGROUND:-}" ] && [ -d /run/systemd/system ] \
+    && command -v systemd-run >/dev/null 2>&1; then
     exec systemd-run --unit=awsac-autorun --description="awsac boot step" \
         -p StandardOutput=journal+console -p StandardError=journal+console -p KillMode=process \
         --setenv=PYTHONPATH="$PYTHONPATH" --setenv=AWS_DEFAULT_REGION="$REGION" \
