@@ -1,0 +1,176 @@
+"""Helpers of the agent's end-to-end tests: build a session by hand, run it on the local cloud."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from awsac_agent import s3layout
+from awsac_agent.archive import build_archive
+from awsac_agent.sessionid import new_session_id
+from awsac_agent.status import JobRecord
+from awsac_agent.store import S3Store, SimpleDbStore
+from awsac_agent.userdata import UserData, build_userdata
+
+EVENTGEN = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
+
+# A session-side autorun that makes the worker poll fast and carries test-only knobs; a user may
+# ship their own awsac_all_instances_autorun.sh in the same way.
+FAST_AUTORUN = """#!/bin/sh
+cd "$(dirname "$0")" || exit 1
+export AWSAC_POLL_SECONDS=0.5 AWSAC_WAITER_DELAY_SECONDS=0.5 AWSAC_RETRY_BASE_SECONDS=0.2
+export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20
+@EXTRA@
+exec "${AWSAC_PYTHON:-python3}" awsac-processjobs.pyz "$@"
+"""
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
+    """Poll ``condition`` until truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Session:
+    """A session started by hand on the local cloud, and what it left behind."""
+
+    session_id: str
+    bucket: str
+    store_kind: str
+    instance_ids: list[str]
+    clients: Callable[[str], Any]
+    records: list[JobRecord] = field(default_factory=list)
+
+    @property
+    def s3(self) -> Any:
+        return self.clients("s3")
+
+    @property
+    def ec2(self) -> Any:
+        return self.clients("ec2")
+
+    def store(self) -> SimpleDbStore | S3Store:
+        if self.store_kind == "s3":
+            return S3Store(self.s3, self.bucket, self.session_id)
+        return SimpleDbStore(self.clients("sdb"), self.session_id)
+
+    def instance_states(self) -> dict[str, str]:
+        out = {}
+        resp = self.ec2.describe_instances(InstanceIds=self.instance_ids)
+        for r in resp["Reservations"]:
+            for i in r["Instances"]:
+                out[i["InstanceId"]] = i["State"]["Name"]
+        return out
+
+    def wait_terminated(self, timeout: float = 150.0) -> None:
+        wait_for(
+            lambda: all(s == "terminated" for s in self.instance_states().values()),
+            timeout,
+            f"instances {self.instance_ids} to terminate",
+            every=0.5,
+        )
+        self.records = self.store().read_all()
+
+    def keys(self) -> set[str]:
+        out: set[str] = set()
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.session_id + "/"
+        ):
+            out.update(o["Key"][len(self.session_id) + 1 :] for o in page.get("Contents", []))
+        return out
+
+    def record(self, jobnr: int) -> JobRecord:
+        return next(r for r in self.records if r.jobnr == jobnr)
+
+    def session_volumes(self) -> list[dict[str, Any]]:
+        vols = self.ec2.describe_volumes(
+            Filters=[{"Name": "tag:awsac:session", "Values": [self.session_id]}]
+        )["Volumes"]
+        return [v for v in vols if v["State"] != "deleted"]
+
+    def object_text(self, key: str) -> str:
+        return (
+            self.s3.get_object(Bucket=self.bucket, Key=f"{self.session_id}/{key}")["Body"]
+            .read()
+            .decode()
+        )
+
+    def tar_member(self, key: str, member: str) -> str:
+        data = self.s3.get_object(Bucket=self.bucket, Key=f"{self.session_id}/{key}")["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:bz2") as tar:
+            f = tar.extractfile(member)
+            assert f is not None
+            return f.read().decode()
+
+    def console(self, instance_id: str) -> str:
+        import base64
+
+        out = self.ec2.get_console_output(InstanceId=instance_id).get("Output") or ""
+        try:
+            return base64.b64decode(out, validate=True).decode("utf-8", errors="replace")
+        except ValueError:
+            return out
+
+
+def start_session(
+    tmp: Path,
+    clients: Callable[[str], Any],
+    image_id: str,
+    jobs_cfg: str,
+    scripts: dict[str, str],
+    *,
+    n_instances: int,
+    cores: int,
+    store: str = "simpledb",
+    autorun_extra: str | None = None,
+    extra_userdata: dict[str, str] | None = None,
+    archive: Path | None = None,
+) -> Session:
+    """Build the session archive, upload it and run ``n_instances`` instances (the client's start)."""
+    sid = new_session_id("agtest")
+    bucket = "awsac-agent-tests"
+    s3 = clients("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if archive is None:
+        job_dir = tmp / "job"
+        job_dir.mkdir()
+        (job_dir / "jobs.cfg").write_text(jobs_cfg)
+        for name, body in scripts.items():
+            (job_dir / name).write_text(body)
+        if autorun_extra is not None:
+            (job_dir / "awsac_all_instances_autorun.sh").write_text(
+                FAST_AUTORUN.replace("@EXTRA@", autorun_extra)
+            )
+        archive = tmp / "sessionarchive.tar.bz2"
+        build_archive(job_dir, archive)
+    s3.upload_file(str(archive), bucket, s3layout.archive_key(sid, "sessionarchive.tar.bz2"))
+    extra = {"store": store}
+    extra.update(extra_userdata or {})
+    ud = build_userdata(UserData(sid, bucket, "sessionarchive.tar.bz2", cores, extra))
+    resp = clients("ec2").run_instances(
+        ImageId=image_id,
+        MinCount=n_instances,
+        MaxCount=n_instances,
+        InstanceType="c1.medium",
+        UserData=ud,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "awsac:session", "Value": sid}]}
+        ],
+    )
+    ids = [i["InstanceId"] for i in resp["Instances"]]
+    return Session(sid, bucket, store, ids, clients)
