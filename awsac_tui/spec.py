@@ -242,6 +242,15 @@ def _spec_from_mapping(
             problems.append(
                 f"{_where(source, lines, key)}: {_unknown_key(key, [*_KINDS, 'cloud'])}"
             )
+        elif kind == _STR_TABLE and isinstance(value, dict):
+            bad = [k for k, v in value.items() if not isinstance(v, str)]
+            for k in bad:
+                problems.append(
+                    f"{_where(source, lines, f'{key}.{k}')}: found {value[k]!r}, "
+                    f'expected a string in double quotes, e.g. {k} = "text"'
+                )
+            if not bad:
+                values[key] = _convert(value, kind)
         elif not _check_kind(value, kind):
             problems.append(
                 f"{_where(source, lines, key)}: found {value!r}, expected {_KIND_HELP[kind]}"
