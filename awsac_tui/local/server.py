@@ -16,6 +16,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,8 @@ class LocalCloudService:
                 pass
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # SimpleDB errors that botocore's model does not list (ConditionalCheckFailed, ...)
+        warnings.filterwarnings("ignore", message=r".*does not match an error shape")
         install_ec2_patches()
         simpledb.install()
         started = time.monotonic()
