@@ -105,6 +105,10 @@ def instance_environment(
             "PYTHONPATH": code_pythonpath(),
         }
     )
+    # endpoints are on loopback: never send them through a proxy
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [h for h in env.get(name, "").split(",") if h]
+        env[name] = ",".join(hosts + [h for h in ("127.0.0.1", "localhost") if h not in hosts])
     return env
 
 
