@@ -1,0 +1,71 @@
+"""Fixtures for the client's end-to-end tests: a job directory of the paper's example on the local cloud."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "eventgen"
+
+
+@pytest.fixture(scope="session")
+def release_snapshot(local_cloud: Any) -> str:
+    """The eventgen example's release/ as a local snapshot (made once)."""
+    from awsac_tui.local import service
+
+    return service.make_snapshot(EXAMPLE / "release", "client tests: eventgen release")
+
+
+@pytest.fixture
+def cli(
+    aws_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``awsac ARGS`` in-process as a user types it: (exit code, stdout, stderr)."""
+    from awsac_tui import cli as cli_mod
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli_mod.main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+def write_example(
+    dest: Path, info: Any, snapshot: str, *, store: str = "s3", jobs: str | None = None
+) -> Path:
+    """A copy of examples/eventgen (no release/) with the local image and ``snapshot`` filled in."""
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("release"))
+    cfg = dest / "jobs.cfg"
+    cfg.write_text(jobs or cfg.read_text().replace("snap-00000000", snapshot))
+    toml = dest / "session.toml"
+    text = toml.read_text().replace("ami-00000000", info.image_id)
+    text = text.replace('status_store = "simpledb"', f'status_store = "{store}"')
+    if jobs is not None:
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("n_jobs"))
+    toml.write_text(text + "\n")
+    ini = dest / "session.ini"
+    ini.write_text(ini.read_text().replace("ami-00000000", info.image_id))
+    return dest
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path, local_cloud: Any, release_snapshot: str) -> Path:
+    return write_example(tmp_path / "eventgen", local_cloud, release_snapshot)
+
+
+def simpledb_select_works(boto3_client: Callable[[str], Any]) -> bool:
+    """Whether the local cloud answers SimpleDB select (its completion of moto)."""
+    sdb = boto3_client("sdb")
+    try:
+        sdb.create_domain(DomainName="awsac-probe")
+        sdb.select(SelectExpression="select * from `awsac-probe`")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: not supported yet
+        return False
