@@ -1,0 +1,81 @@
+"""Layer rules, checked on the source (AST): the agent imports only the standard library and
+boto3/botocore and stays Python 3.9 syntax; the client's lower layers never import Textual."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "agent" / "awsac_agent"
+AGENT_ALLOWED = {"boto3", "botocore", "awsac_agent", "__future__"}
+CLIENT_LOWER = [
+    ROOT / "awsac_tui" / name for name in ("spec.py", "session.py", "monitor.py", "cloud.py")
+] + sorted((ROOT / "awsac_tui" / "store").glob("**/*.py"))
+NOT_BELOW_UI = {"textual"}
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level module) of every absolute import in a file, nested ones included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def agent_modules() -> list[Path]:
+    return sorted(p for p in AGENT.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_there_are_agent_modules() -> None:
+    names = {p.name for p in agent_modules()}
+    assert {"jobscfg.py", "assignment.py", "archive.py", "status.py"} <= names
+
+
+@pytest.mark.parametrize("path", agent_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_agent_imports_only_stdlib_and_boto3(path: Path) -> None:
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: imports {mod}"
+        for line, mod in imported_modules(path)
+        if mod not in sys.stdlib_module_names and mod not in AGENT_ALLOWED
+    ]
+    assert bad == [], "the agent may import only the standard library and boto3/botocore"
+
+
+@pytest.mark.parametrize("path", agent_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_agent_is_python39_syntax(path: Path) -> None:
+    ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+
+
+@pytest.mark.parametrize("path", CLIENT_LOWER, ids=lambda p: str(p.relative_to(ROOT)))
+def test_client_lower_layers_do_not_import_textual(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: imports {mod}"
+        for line, mod in imported_modules(path)
+        if mod in NOT_BELOW_UI
+    ]
+    assert bad == [], "only awsac_tui/ui may import Textual"
+
+
+def test_the_checker_sees_imports(tmp_path: Path) -> None:
+    """The AST scan finds nested and from-imports and leaves relative ones alone."""
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import os, textual.app\nfrom aiobotocore import session\nfrom . import x\n"
+        "def f():\n    import yaml\n"
+    )
+    assert sorted(imported_modules(src)) == [
+        (1, "os"),
+        (1, "textual"),
+        (2, "aiobotocore"),
+        (5, "yaml"),
+    ]
