@@ -136,6 +136,8 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
                     )
                 await asyncio.sleep(1.0)
                 snap = await mon.refresh()
+            out.say("# waiting for the instances to upload their logs and terminate")
+            left = await _wait_nothing_left(cloud, sid)
             out.say(f"# downloading the results into {outdir}")
             with out.bar("downloading results") as bar:
                 got = await session.results(
@@ -147,7 +149,6 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
                 kind, n = s3layout.classify(d.key)
                 if kind == "results" and n is not None:
                     sizes[n] = d.size
-            left = await _wait_nothing_left(cloud, sid)
         save_record(record.with_(state="ended"))
     out.say("")
     out.say(format_job_blocks(snap))

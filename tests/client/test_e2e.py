@@ -119,6 +119,8 @@ def test_session_toml_with_subcommands(
     assert all(j["runstarttime"].endswith("Z") for j in after["jobs"])
     assert {j["shellscript"] for j in after["jobs"]} == {"gen_30.sh", "gen_1000.sh"}
 
+    # the agent uploads its own log (processjobslog_LI_L) last, then terminates
+    poll(cli, sid, lambda s: all(i["state"] == "terminated" for i in s["instances"]))
     outdir = tmp_path / "results"
     outdir.mkdir()
     rc, out, err = cli("results", sid, "-o", str(outdir))
@@ -182,6 +184,7 @@ def test_paper_spelling_with_session_ini(
     assert rc in (0, 1) and f"session_id = {sid}" in out
     rc, out, _ = cli("check", cfg, "--watch", "--interval", "0.5")
     assert rc == 0, out
+    poll(cli, cfg, lambda s: all(i["state"] == "terminated" for i in s["instances"]))
     outdir = cwd / "sessionresults"
     outdir.mkdir()
     rc, out, _ = cli("--getresults", "-c", cfg, "-o", str(outdir))
