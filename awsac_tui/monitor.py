@@ -312,7 +312,20 @@ class Monitor:
             notices=tuple(notices),
         )
         self.last = snap
+        if (
+            self.record.state == "running"
+            and all_terminal(snap)
+            and all(v.state == "terminated" for v in final_views)
+            and getattr(self.record, "path", None) is not None
+        ):
+            await asyncio.to_thread(self._mark_ended)
         return snap
+
+    def _mark_ended(self) -> None:
+        from .records import record_path, save_record
+
+        if record_path(self.record.session_id).exists():
+            self.record = save_record(self.record.with_(state="ended"))
 
     async def watch(self, interval: float = 5.0) -> AsyncIterator[SessionSnapshot]:
         """Snapshots every ``interval`` seconds until every job is terminal."""

@@ -234,3 +234,46 @@ def test_start_failing_at_the_image_check_leaves_nothing(
     assert not [r for r in new if r.state == "starting"]
     sid = re.search(r"session id: (\S+)", out).group(1)
     assert tagged(boto3_client, sid) == ([], [], [])
+
+
+def test_console_terminate_and_lost(
+    cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client
+) -> None:
+    job = write_example(tmp_path / "long", local_cloud, release_snapshot, jobs="-;long.sh;1\n")
+    (job / "long.sh").write_text("#!/bin/sh\necho long job\nwhile true; do sleep 1; done\n")
+    rc, out, err = cli("start", str(job / "session.toml"), "--yes", "--json")
+    assert rc == 0, err
+    sid = json.loads(out)["session_id"]
+    snap = poll(cli, sid, lambda s: s["jobs"][0]["status"] == "running")
+    iid = snap["jobs"][0]["instance_id"]
+    rc, out, _ = cli("console", sid, iid)
+    assert rc == 0 and out.strip(), "console output of a running instance is empty"
+    rc, out, _ = cli("ssh", sid, "i-00000000000000000")
+    assert rc == 2
+    rc, out, err = cli("terminate", sid, iid)
+    assert rc == 0, err
+    snap = poll(cli, sid, lambda s: s["jobs"][0]["status"] == "lost")
+    assert iid in snap["jobs"][0]["error"]
+    # written back: the status store itself now says lost
+    body = boto3_client("s3").get_object(Bucket="atlassessions", Key=f"{sid}/status/job1.json")[
+        "Body"
+    ]
+    assert json.loads(body.read())["status"] == "lost"
+    rc, _, _ = cli("cleanup", sid, "--yes")
+    assert rc == 0 and tagged(boto3_client, sid) == ([], [], [])
+
+
+def test_no_credentials_names_the_fix(cli, monkeypatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    spec = tmp_path / "session.toml"
+    spec.write_text(
+        'shortdescr = "x"\ninstance_type = "c5.large"\nimage_id = "ami-00000000"\nbucket = "bkt-x"\n'
+    )
+    rc, out, err = cli("start", str(spec), "--yes", "--region", "us-east-1")
+    assert rc == 2
+    assert "No AWS credentials found" in err and "--local" in err and "--profile" in err
+    assert "Traceback" not in err
