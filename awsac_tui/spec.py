@@ -349,7 +349,7 @@ def _parse_ini(text: str, source: str) -> tuple[SessionSpec | None, list[str]]:
             continue
         target = LEGACY_KEYS[key]
         if target == "n_jobs":
-            if not value.isdigit() or int(value) < 1:
+            if not re.match(r"^[0-9]+$", value) or int(value) < 1:
                 problems.append(
                     f"{_where(source, where, key)}: {value!r} is not a positive whole number "
                     "(give the number of jobs in jobs.cfg, e.g. n_jobs = 4)"
@@ -387,7 +387,7 @@ def _is_ini(path: Path, text: str) -> bool:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not content
     except FileNotFoundError:
         raise FormatError(
             f"{path}: file not found (give the path of a session.toml or a legacy session.ini)"

@@ -100,11 +100,13 @@ def read_jobs_cfg(path: Union[str, Path]) -> List[JobLine]:
     """Read and parse a jobs.cfg file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not content
     except FileNotFoundError:
-        raise FormatError(f"{p}: file not found (create it with lines 'snapshotID;script;count')")
+        raise FormatError(
+            f"{p}: file not found (create it with lines 'snapshotID;script;count')"
+        ) from None
     except UnicodeDecodeError:
-        raise FormatError(f"{p}: not UTF-8 text")
+        raise FormatError(f"{p}: not UTF-8 text (save it as UTF-8)") from None
     return parse_jobs_cfg(text, str(p))
 
 

@@ -74,7 +74,7 @@ def parse_userdata(text: str) -> Optional[UserData]:
     if text.startswith("#!") or text.startswith("#cloud-config"):
         for line in text.splitlines():
             if line.startswith(MARKER):
-                return parse_userdata(line[len(MARKER):])
+                return parse_userdata(line[len(MARKER) :])
         return None
     if "\n" in text:
         return None
@@ -84,7 +84,7 @@ def parse_userdata(text: str) -> Optional[UserData]:
     from .sessionid import is_session_id
 
     sid, bucket, archive, cpi_s = parts[:4]
-    if not is_session_id(sid) or not cpi_s.isdigit() or int(cpi_s) < 1:
+    if not is_session_id(sid) or not re.match(r"^[0-9]+$", cpi_s) or int(cpi_s) < 1:
         return None
     extra = {}
     for p in parts[4:]:

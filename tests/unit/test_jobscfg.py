@@ -118,3 +118,12 @@ def test_scripts_exist_and_snapshot_groups() -> None:
         ("snap-0000000b", [3]),
     ]
     assert expand_jobs(lines)[3] == Job(4, "snap-0000000a", "c.sh")
+
+
+def test_read_with_byte_order_mark(tmp_path) -> None:
+    path = tmp_path / "jobs.cfg"
+    path.write_bytes("\ufeffsnap-0123abcd;a.sh;1\r\n-;b.sh;2\r\n".encode())
+    assert [(j.snapshot, j.script, j.count) for j in read_jobs_cfg(path)] == [
+        ("snap-0123abcd", "a.sh", 1),
+        (None, "b.sh", 2),
+    ]

@@ -532,3 +532,14 @@ def test_load_session_prebuilt_archive(tmp_path: Path) -> None:
     archive.write_bytes(b"not bz2")
     with pytest.raises(FormatError, match="not a readable .tar.bz2 archive"):
         load_session(spec_path)
+
+
+def test_byte_order_mark_and_odd_digits(tmp_path: Path) -> None:
+    ini = tmp_path / "session.ini"
+    ini.write_bytes(("\ufeff" + PAPER_INI).encode())
+    assert load_spec(ini).n_jobs == 4
+    toml = tmp_path / "session.toml"
+    toml.write_bytes(("\ufeff" + MINIMAL).encode())
+    assert load_spec(toml).shortdescr == "eventgen"
+    (p,) = problems_of(PAPER_INI.replace("n_jobs = 4", "n_jobs = \u00b2"), parse_spec_ini)
+    assert "key 'n_jobs': '\u00b2' is not a positive whole number" in p

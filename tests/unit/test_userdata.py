@@ -110,3 +110,7 @@ def test_size_limit() -> None:
         wrap_cloud_init(f"{SID};b;a.tar.bz2;2", "echo " + "y" * MAX_USERDATA_BYTES)
     with pytest.raises(FormatError, match="over EC2's limit"):
         build_userdata(UserData(SID, "bucket", "a.tar.bz2", 2, {"pad": "z" * MAX_USERDATA_BYTES}))
+
+
+def test_non_ascii_digits_are_not_a_core_count() -> None:
+    assert parse_userdata(f"{SID};bucket;archive.tar.bz2;\u00b2") is None
