@@ -272,7 +272,7 @@ class LocalCloudService:
         thread.start()
         self.publish()
         log.info("local cloud at %s (pid %s)", self.endpoint, os.getpid())
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(0.2):
             pass
         log.info("stopping: ending every instance")
         _runner.stop_all()

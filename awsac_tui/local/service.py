@@ -399,6 +399,8 @@ def status() -> LocalCloudStatus:
             "has_content": (local_dir() / "snapshots" / s["SnapshotId"]).is_dir(),
         }
         for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        # moto backs each of its default images with a snapshot: not the user's
+        if not s.get("Description", "").startswith("Auto-created snapshot for AMI")
     ]
     domains = tuple(_client(info, "sdb").list_domains().get("DomainNames", []))
     return LocalCloudStatus(info, tuple(instances), tuple(volumes), tuple(snapshots), domains)

@@ -1,0 +1,177 @@
+"""``awsac local ...``: start, stop, inspect and use the local cloud from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from awsac_agent.errors import AwsacError
+
+from awsac_tui.local import service
+from awsac_tui.local.common import instance_environment
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="awsac local",
+        description="The local cloud: EC2, S3 and SimpleDB emulated on this machine, "
+        "with instances that run as local processes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = sub.add_parser("up", help="start the local cloud (a second up finds the running one)")
+    up.add_argument(
+        "--boot-delay",
+        type=float,
+        default=None,
+        help="seconds an instance stays pending before it boots (default 1)",
+    )
+    sub.add_parser("down", help="stop the local cloud and every instance process")
+    status = sub.add_parser("status", help="endpoint, instances, volumes, snapshots, domains")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("env", help="print export lines that point the AWS CLI/boto3 at it")
+    sub.add_parser("reset", help="forget every instance, volume, snapshot, bucket and domain")
+    snap = sub.add_parser("snapshot", help="make a snapshot holding DIR's content")
+    snap.add_argument("directory", metavar="DIR", type=Path)
+    snap.add_argument("--description", default="", metavar="TEXT")
+    snap.add_argument("--json", action="store_true", help='print {"snapshot_id": ...}')
+    shell = sub.add_parser("shell", help="a local shell in an instance's root directory")
+    shell.add_argument("instance", metavar="INSTANCE", help="instance id (i-...)")
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    running = service.running_info()
+    started = time.monotonic()
+    info = service.ensure_up(boot_delay=args.boot_delay)
+    if running is not None:
+        print(f"local cloud already running at {info.endpoint} (pid {info.pid})")
+    else:
+        took = time.monotonic() - started
+        print(f"local cloud up at {info.endpoint} (pid {info.pid}) in {took:.1f} s")
+    print(f"image {info.image_id}, region {info.region}; `awsac local env` for the AWS CLI")
+    return 0
+
+
+def _down(_args: argparse.Namespace) -> int:
+    if service.down():
+        print("local cloud stopped; no instance process left")
+    else:
+        print("local cloud was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    info = service.running_info()
+    if info is None:
+        if args.json:
+            print(json.dumps({"running": False}))
+        else:
+            print("local cloud is not running (start it with `awsac local up`)")
+        return 1
+    current = service.status()
+    if args.json:
+        print(json.dumps({"running": True, **current.as_dict()}, indent=2))
+        return 0
+    print(f"local cloud at {info.endpoint} (pid {info.pid}), region {info.region}")
+    print(f"image {info.image_id} ({info.account_id}), state in {info.state_dir}")
+    _section("instances", current.instances, ("instance_id", "state", "launch_index", "image_id"))
+    _section("volumes", current.volumes, ("volume_id", "state", "size", "snapshot_id"))
+    _section("snapshots", current.snapshots, ("snapshot_id", "state", "description"))
+    print(f"domains ({len(current.domains)}): {', '.join(current.domains) or '-'}")
+    return 0
+
+
+def _section(title: str, rows: tuple[dict[str, Any], ...], keys: tuple[str, ...]) -> None:
+    print(f"{title} ({len(rows)})")
+    for row in rows:
+        print("  " + "  ".join(str(row.get(k) if row.get(k) is not None else "-") for k in keys))
+
+
+def _env(_args: argparse.Namespace) -> int:
+    info = service.running_info()
+    if info is None:
+        raise service.LocalCloudError(
+            "the local cloud is not running; start it with `awsac local up`"
+        )
+    print("# the local cloud's endpoint and dummy credentials (not secrets)")
+    for name, value in service.client_env(info).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _reset(_args: argparse.Namespace) -> int:
+    info = service.reset()
+    print(f"local cloud reset; image {info.image_id}")
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    snapshot_id = service.make_snapshot(args.directory, args.description)
+    if args.json:
+        print(json.dumps({"snapshot_id": snapshot_id}))
+    else:
+        print(f"{snapshot_id}: snapshot of {args.directory}")
+    return 0
+
+
+def _shell(args: argparse.Namespace) -> int:
+    info = service.running_info()
+    if info is None:
+        raise service.LocalCloudError(
+            "the local cloud is not running; start it with `awsac local up`"
+        )
+    record_path = service.local_dir() / "instances" / args.instance / "instance.json"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise service.LocalCloudError(
+            f"instance {args.instance} has not booted in the local cloud ({record_path} is "
+            "missing); check the id with `awsac local status`"
+        ) from exc
+    instance_dir = record_path.parent
+    env = instance_environment(
+        dict(os.environ),
+        endpoint=info.endpoint,
+        region=info.region,
+        imds_endpoint=record["imds_endpoint"],
+        instance_dir=instance_dir,
+    )
+    env["AWSAC_LOCAL_INSTANCE_ID"] = args.instance
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    print(
+        f"awsac local shell: this is a LOCAL shell on this machine, not an ssh login.\n"
+        f"  instance {args.instance} is a process tree here; its root is {record['root']}\n"
+        f"  the job environment is set (AWSAC_WORK_DIR={env['AWSAC_WORK_DIR']}); "
+        "exit to leave.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return subprocess.call([shell], cwd=record["root"], env=env)
+
+
+COMMANDS = {
+    "up": _up,
+    "down": _down,
+    "status": _status,
+    "env": _env,
+    "reset": _reset,
+    "snapshot": _snapshot,
+    "shell": _shell,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run ``awsac local ARGV``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AwsacError as exc:
+        print(f"awsac local {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
