@@ -34,6 +34,7 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         info = service.ensure_up(boot_delay=0)
         yield info
     finally:
+        os.environ["AWSAC_STATE_DIR"] = str(state)
         instance_pids = service._instance_pids()
         service.down()
         if previous is None:
