@@ -1,7 +1,8 @@
 """Fault injection for tests: ``AWSAC_FAULTS`` makes chosen cloud calls fail before they are sent.
 
 ``AWSAC_FAULTS='s3:PutObject:fail=2:InternalError,sdb:PutAttributes:skip=3:fail=1:ServiceUnavailable'``
-is a comma-separated list of rules ``service:Operation[:key=value...][:ErrorCode]``: ``skip=N`` lets
+is a comma-separated list of rules ``service:Operation[:key=value...][:ErrorCode]``: ``match=TEXT``
+only counts calls whose request URL or body contains TEXT (e.g. an S3 key part), ``skip=N`` lets
 the first N matching calls through, ``fail=N`` then fails the next N (default 1), ``status=NNN``
 sets the HTTP status (default 503 for ServiceUnavailable/SlowDown, 500 otherwise). Operation ``*``
 matches every operation of the service. The failure is raised as botocore raises a real one
@@ -31,9 +32,12 @@ class FaultRule:
     skip: int = 0
     code: str = "InternalError"
     status: int = 500
+    match: str = ""
 
-    def matches(self, service_id: str, operation: str) -> bool:
-        return self.service == service_id and self.operation in ("*", operation)
+    def matches(self, service_id: str, operation: str, request: str = "") -> bool:
+        if self.service != service_id or self.operation not in ("*", operation):
+            return False
+        return not self.match or self.match in request
 
 
 def parse_faults(text: str) -> List[FaultRule]:
@@ -58,9 +62,11 @@ def parse_faults(text: str) -> List[FaultRule]:
                     opts[k] = int(v)
                 elif k == "code":
                     code = v
+                elif k == "match":
+                    opts["match"] = v
                 else:
                     raise FormatError(
-                        f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, code)"
+                        f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, code, match)"
                     )
             elif p:
                 code = p
@@ -87,10 +93,10 @@ class FaultPlan:
         self.injected: List[Tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
-    def _decide(self, service_id: str, operation: str) -> Optional[FaultRule]:
+    def _decide(self, service_id: str, operation: str, request: str = "") -> Optional[FaultRule]:
         with self._lock:
             for i, rule in enumerate(self.rules):
-                if rule.matches(service_id, operation):
+                if rule.matches(service_id, operation, request):
                     n = self._seen[i]
                     self._seen[i] += 1
                     if rule.skip <= n < rule.skip + rule.fail:
@@ -106,8 +112,10 @@ class FaultPlan:
         if not any(r.service == service_id for r in self.rules):
             return client
 
-        def hook(model: Any, **kwargs: Any) -> Optional[Tuple[_FakeHttp, Dict[str, Any]]]:
-            rule = self._decide(service_id, model.name)
+        def hook(
+            model: Any, params: Any = None, **kwargs: Any
+        ) -> Optional[Tuple[_FakeHttp, Dict[str, Any]]]:
+            rule = self._decide(service_id, model.name, _request_text(params))
             if rule is None:
                 return None
             parsed = {
@@ -118,6 +126,20 @@ class FaultPlan:
 
         client.meta.events.register(f"before-call.{service_id}", hook)
         return client
+
+
+def _request_text(params: Any) -> str:
+    """URL and (text) body of a botocore request dict, for ``match=``."""
+    if not isinstance(params, dict):
+        return ""
+    body = params.get("body")
+    if isinstance(body, dict):
+        body = "&".join(f"{k}={v}" for k, v in body.items())
+    elif isinstance(body, bytes):
+        body = body[:4096].decode("utf-8", errors="replace")
+    elif not isinstance(body, str):
+        body = ""
+    return f"{params.get('url_path', '')} {params.get('url', '')} {body}"
 
 
 _PLAN: Optional[FaultPlan] = None
