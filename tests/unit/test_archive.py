@@ -392,3 +392,39 @@ def test_safe_extract_of_example_archive_is_runnable(tmp_path: Path) -> None:
     assert "ATLAS JOB END: gen 30 events" in proc.stdout
     with tarfile.open(run / "results.tar.bz2") as tar:
         assert tar.getnames() == ["EVGEN_007410_00001.txt", "generate_events_gen30.log"]
+
+
+def python39() -> str | None:
+    """The real executable of a Python 3.9 on this machine (on PATH or under pyenv), or None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [
+        shutil.which("python3.9"),
+        *map(str, sorted(pyenv.glob("versions/3.9*/bin/python3.9"))),
+    ]
+    probe = "import sys; print(sys.executable) if sys.version_info[:2] == (3, 9) else None"
+    env = {k: v for k, v in os.environ.items() if k != "PYENV_VERSION"}
+    for exe in filter(None, candidates):
+        out = subprocess.run([exe, "-c", probe], capture_output=True, text=True, env=env)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return None
+
+
+@pytest.mark.skipif(python39() is None, reason="no python3.9 on this machine")
+def test_formats_and_archive_run_on_python39(job_dir: Path, tmp_path: Path) -> None:
+    """The agent's oldest Python builds, lists and safely extracts an archive."""
+    for name in SESSION_SIDE_FILES:
+        (job_dir / name).write_text("own\n")
+    code = (
+        "import sys\n"
+        "from awsac_agent import archive, assignment, jobscfg, s3layout, sessionid, status, userdata\n"
+        f"r = archive.build_archive({str(job_dir)!r}, {str(tmp_path / 'a.tar.bz2')!r})\n"
+        f"names = archive.safe_extract(r.path, {str(tmp_path / 'x')!r})\n"
+        "assert names == r.files, (names, r.files)\n"
+        "print(sys.version_info[:2], len(names))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(arch.package_dir().parent)}
+    proc = subprocess.run([python39(), "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("(3, 9) ")
+    assert (tmp_path / "x" / "sub" / "other.sh").read_text() == "echo other\n"
