@@ -17,7 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,8 +158,14 @@ async def plan_start(
     archive: str | Path | None = None,
     cloud: Cloud,
     say: Say = _quiet,
+    spec: SessionSpec | None = None,
+    jobs: Sequence[jobscfg.JobLine] | None = None,
 ) -> StartPlan:
-    """Validate everything up front (all problems at once) and prepare the session archive."""
+    """Validate everything up front (all problems at once) and prepare the session archive.
+
+    ``spec`` and ``jobs`` (from the TUI's compose screen) replace reading ``spec_path``; the job
+    directory is then ``spec_path``'s directory (or the spec's job_dir relative to it).
+    """
     from awsac_agent import archive as archmod
 
     spec_path = Path(spec_path)
@@ -169,7 +175,17 @@ async def plan_start(
             raise FormatError(
                 f"{archive}: session archive not found (give an existing .tar.bz2 with -a)"
             )
-    spec, lines = await asyncio.to_thread(_load_spec, spec_path, archive)
+    if spec is not None:  # composed in the TUI: validate what we were given
+        from .spec import validate_spec
+
+        problems = validate_spec(spec, jobs, str(spec_path))
+        if jobs is None:
+            problems.append(f"{spec_path}: no jobs given (compose at least one job line)")
+        if problems:
+            raise FormatError(join_problems(problems), problems)
+        lines = list(jobs or [])
+    else:
+        spec, lines = await asyncio.to_thread(_load_spec, spec_path, archive)
     tmpdir = Path(tempfile.mkdtemp(prefix="awsac-start-"))
     note = None
     try:

@@ -195,8 +195,13 @@ def test_paper_spelling_with_session_ini(
     assert tagged(boto3_client, sid) == ([], [], [])
 
 
-def test_kill_a_long_job(cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client) -> None:
-    job = write_example(tmp_path / "long", local_cloud, release_snapshot, jobs="-;long.sh;1\n")
+@pytest.mark.parametrize("store", ["s3", "simpledb"])
+def test_kill_a_long_job(
+    cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client, store: str
+) -> None:
+    job = write_example(
+        tmp_path / "long", local_cloud, release_snapshot, store=store, jobs="-;long.sh;1\n"
+    )
     (job / "long.sh").write_text("#!/bin/sh\necho long job\nwhile true; do sleep 1; done\n")
     rc, out, err = cli("start", str(job / "session.toml"), "--yes", "--json")
     assert rc == 0, err
