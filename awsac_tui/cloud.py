@@ -188,6 +188,8 @@ class Cloud:
                     f"{self.profile.profile or 'default'!r}. Give --region (e.g. us-east-1)."
                 )
         self._session = session
+        if self.endpoint_url:
+            await check_reachable(self.endpoint_url)
 
     async def client(self, service: str) -> Any:
         """The aiobotocore client for ``service`` (opened on first use, closed with the Cloud)."""
@@ -206,6 +208,26 @@ class Cloud:
             )
             self._clients[service] = client
             return client
+
+
+async def check_reachable(endpoint_url: str, timeout: float = 5.0) -> None:
+    """CloudError at once when nothing listens at ``endpoint_url`` (instead of minutes of retries)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        raise CloudError(
+            f"Cannot reach the cloud endpoint {endpoint_url} ({exc.__class__.__name__}: {exc}). "
+            "Check --endpoint-url and your network; for the local cloud run `awsac local up` "
+            "(or pass --local)."
+        ) from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 def env_has_credentials() -> bool:

@@ -110,3 +110,24 @@ def test_usage_errors_exit_2_without_traceback(capsys) -> None:
     assert main(["kill"]) == 2
     assert main(["--getresults", "-c", "x.cfg"]) == 2
     assert "start" in build_parser().format_help()
+
+
+def test_unreachable_endpoint_is_one_clear_message(tmp_path, monkeypatch, capsys) -> None:
+    from awsac_tui import records
+
+    monkeypatch.setenv("AWSAC_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    records.save_record(
+        records.SessionRecord(
+            session_id="081215_1646--eventgen--1816",
+            state="running",
+            bucket="atlassessions",
+            n_jobs=1,
+            status_store="s3",
+            cloud=CloudProfile(endpoint_url="http://127.0.0.1:9", region="us-east-1"),
+        )
+    )
+    assert main(["check", "1816"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot reach the cloud endpoint http://127.0.0.1:9" in err and "Traceback" not in err
