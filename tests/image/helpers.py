@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 AMI = ROOT / "ami"
 IAM = AMI / "iam"
-if str(IAM) not in sys.path:
-    sys.path.insert(0, str(IAM))
 
 
 def need_tool(name: str) -> str:

@@ -1,0 +1,163 @@
+"""ami/provision.sh run into disposable roots: a plain directory tree (fast, host Python) and a
+Debian debootstrap chroot (slow, the root's own Python and boto3 from its packages)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import AMI, ROOT, need_tool
+
+PROVISION = AMI / "provision.sh"
+SUITE = os.environ.get("AWSAC_DEBOOTSTRAP_SUITE", "bookworm")
+MIRROR = os.environ.get("AWSAC_DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
+
+# Machine-specific state and secrets a build instance has; provision.sh must remove them.
+PLANTED = (
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/ssh_host_ed25519_key.pub",
+    "var/lib/cloud/instances/i-0abc/user-data.txt",
+    "root/.bash_history",
+    "home/ec2-user/.bash_history",
+    "home/ec2-user/.ssh/authorized_keys",
+    "var/lib/dbus/machine-id",
+)
+
+
+def _plant(root: Path) -> None:
+    for rel in PLANTED:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("secret\n")
+    (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (root / "var/lib/cloud/instance").symlink_to("/var/lib/cloud/instances/i-0abc")
+
+
+def _provision(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(
+        ["sh", str(PROVISION), "--source", str(ROOT), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def _assert_installed_and_clean(root: Path) -> None:
+    assert (root / "opt/awsac/awsac_agent/__init__.py").is_file()
+    assert (root / "opt/awsac/awsac_agent/session_files/awsac_all_instances_autorun.sh").is_file()
+    assert not list((root / "opt/awsac").rglob("__pycache__"))
+    wrapper = root / "usr/local/bin/awsac-agent"
+    assert os.access(wrapper, os.X_OK)
+    unit = root / "etc/systemd/system/awsac-autorun.service"
+    assert unit.read_text() == (AMI / "awsac-autorun.service").read_text()
+    link = root / "etc/systemd/system/multi-user.target.wants/awsac-autorun.service"
+    assert os.readlink(link) == "/etc/systemd/system/awsac-autorun.service"
+    assert (root / "mnt/awsac").is_dir()
+    for rel in PLANTED:
+        assert not (root / rel).exists(), f"{rel} is still in the image"
+    assert not (root / "var/lib/cloud/instance").is_symlink()
+    assert (root / "etc/machine-id").read_text() == ""
+
+
+def test_provision_into_a_directory_tree(tmp_path: Path) -> None:
+    """Without packages (host Python): files, service link, working dir and cleanup."""
+    _plant(tmp_path)
+    r = _provision(tmp_path, "--no-packages")
+    assert "removing machine-specific state" in r.stdout
+    _assert_installed_and_clean(tmp_path)
+    # The installed package imports and its CLI answers, here with the host's Python.
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "opt/awsac"))
+    out = subprocess.run(
+        [sys.executable, "-m", "awsac_agent", "--help"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "autorun" in out.stdout
+
+
+def test_provision_refuses_bad_arguments(tmp_path: Path) -> None:
+    for args, message in (
+        (["--root", "relative/dir"], "must be an absolute path"),
+        (["--root", str(tmp_path / "missing")], "does not exist"),
+        (["--source", str(tmp_path), "--root", str(tmp_path)], "no agent package"),
+        (["--frobnicate"], "unknown argument"),
+    ):
+        r = subprocess.run(["sh", str(PROVISION), *args], capture_output=True, text=True)
+        assert r.returncode != 0
+        assert message in r.stderr, (args, r.stderr)
+
+
+def test_provision_keeps_state_with_no_clean(tmp_path: Path) -> None:
+    _plant(tmp_path)
+    _provision(tmp_path, "--no-packages", "--no-clean")
+    assert all((tmp_path / rel).exists() for rel in PLANTED)
+
+
+@pytest.fixture(scope="module")
+def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A minimal Debian root made by debootstrap (needs root for chroot, and the mirror)."""
+    debootstrap = need_tool("debootstrap")
+    need_tool("chroot")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap and chroot need root (CI runs as root)")
+    root = tmp_path_factory.mktemp("debian-root")
+    r = subprocess.run(
+        [debootstrap, "--variant=minbase", SUITE, str(root), MIRROR],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, f"debootstrap {SUITE} {MIRROR} failed:\n{r.stdout[-3000:]}{r.stderr}"
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_provision_into_a_debootstrap_chroot(debian_root: Path, tmp_path: Path) -> None:
+    """The whole script, packages included (apt-get inside the chroot), then the agent runs with
+    the root's own Python: ``awsac-agent --help`` through the installed wrapper."""
+    root = debian_root
+    chroot = need_tool("chroot")
+    assert not (root / "usr/bin/python3").exists()  # minbase: provision.sh must install it
+    _plant(root)
+    r = _provision(root)
+    assert "installing python3 and python3-boto3 with apt-get" in r.stdout
+    _assert_installed_and_clean(root)
+
+    def in_root(*cmd: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+        env["PYTHONPATH"] = "/opt/awsac"  # as the wrapper sets it
+        return subprocess.run(
+            [chroot, str(root), *cmd], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    out = in_root("/usr/local/bin/awsac-agent", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "autorun" in out.stdout
+    probe = in_root(
+        "python3",
+        "-c",
+        "import sys, boto3, awsac_agent; print(sys.executable, awsac_agent.__file__)",
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["/usr/bin/python3", "/opt/awsac/awsac_agent/__init__.py"]
+
+    # The unit as installed, verified with ExecStart pointing at the wrapper inside this root.
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        unit = tmp_path / "awsac-autorun.service"
+        installed = (root / "etc/systemd/system/awsac-autorun.service").read_text()
+        unit.write_text(
+            installed.replace("/usr/local/bin/awsac-agent", str(root / "usr/local/bin/awsac-agent"))
+        )
+        v = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+        assert v.returncode == 0 and (v.stdout + v.stderr).strip() == "", v.stdout + v.stderr
