@@ -143,7 +143,9 @@ def test_fault_plan_fails_the_chosen_calls_only(monkeypatch: pytest.MonkeyPatch)
             with pytest.raises(ClientError, match="SlowDown"):
                 s3.put_object(Bucket="bkt-faults", Key="s/results_job_2.tar.bz2", Body=b"2")
         s3.put_object(Bucket="bkt-faults", Key="s/results_job_2.tar.bz2", Body=b"2")
-        assert s3.get_object(Bucket="bkt-faults", Key="s/results_job_2.tar.bz2")["Body"].read() == b"2"
+        assert (
+            s3.get_object(Bucket="bkt-faults", Key="s/results_job_2.tar.bz2")["Body"].read() == b"2"
+        )
     assert plan.injected == [("s3", "PutObject", "SlowDown")] * 2
 
 
