@@ -55,13 +55,11 @@ def redact(text: str) -> str:
 def redact_file(src: Union[str, Path], dest: Union[str, Path]) -> int:
     """Copy ``src`` to ``dest`` redacted line by line; returns the number of lines changed."""
     changed = 0
-    with (
-        open(src, encoding="utf-8", errors="replace") as fin,
-        open(dest, "w", encoding="utf-8") as fout,
-    ):
-        for line in fin:
-            clean = redact(line)
-            if clean != line:
-                changed += 1
-            fout.write(clean)
+    with open(src, encoding="utf-8", errors="replace") as fin:
+        with open(dest, "w", encoding="utf-8") as fout:
+            for line in fin:
+                clean = redact(line)
+                if clean != line:
+                    changed += 1
+                fout.write(clean)
     return changed
