@@ -63,6 +63,7 @@ class InstanceRunner:
         self.boot_command = list(boot_command)
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by stop_all: boots scheduled before it are dropped
         (local / "instances").mkdir(parents=True, exist_ok=True)
 
     # ---- paths -------------------------------------------------------------------------------
@@ -93,7 +94,9 @@ class InstanceRunner:
             instance._state.code = 0
         delay = max(0.0, self.boot_delay)
         for instance in instances:
-            timer = threading.Timer(delay, self._boot_safely, args=(instance,))
+            timer = threading.Timer(
+                delay, self._boot_safely, args=(instance, False, self._generation)
+            )
             timer.daemon = True
             timer.start()
 
@@ -104,7 +107,9 @@ class InstanceRunner:
         if runtime is not None and runtime.process is not None:
             if runtime.process.poll() is None:
                 return
-        thread = threading.Thread(target=self._boot_safely, args=(instance, True), daemon=True)
+        thread = threading.Thread(
+            target=self._boot_safely, args=(instance, True, self._generation), daemon=True
+        )
         thread.start()
 
     def ended(self, instance_id: str, *, terminated: bool) -> None:
@@ -149,14 +154,16 @@ class InstanceRunner:
 
     # ---- boot and end ------------------------------------------------------------------------
 
-    def _boot_safely(self, instance: Any, restart: bool = False) -> None:
+    def _boot_safely(self, instance: Any, restart: bool, generation: int) -> None:
         try:
-            self._boot(instance, restart)
+            self._boot(instance, restart, generation)
         except Exception:
             log.exception("boot of %s failed", instance.id)
 
-    def _boot(self, instance: Any, restart: bool) -> None:
+    def _boot(self, instance: Any, restart: bool, generation: int) -> None:
         with self._lock:
+            if generation != self._generation:
+                return
             runtime = self._runtimes.get(instance.id)
             if runtime is None:
                 runtime = _Runtime(instance.id, self.instance_dir(instance.id))
@@ -241,6 +248,7 @@ class InstanceRunner:
     def stop_all(self) -> None:
         """End every instance's process tree and metadata endpoint (service shutdown or reset)."""
         with self._lock:
+            self._generation += 1
             runtimes = list(self._runtimes.values())
             self._runtimes.clear()
         ended: list[tuple[subprocess.Popen[bytes] | None, MetadataServer | None]] = []

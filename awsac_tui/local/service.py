@@ -206,6 +206,12 @@ def _start(boot_delay: float, boot_command: list[str]) -> LocalCloudInfo:
     local.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         _service_file().unlink()
+    # instances of a service that died without down() are gone with its memory: end and forget them
+    for pid in _instance_pids():
+        if pid_alive(pid):
+            kill_process_group(pid)
+    for stale in ("instances", "volumes"):
+        shutil.rmtree(local / stale, ignore_errors=True)
     env = dict(os.environ)
     env.update(
         {

@@ -242,3 +242,34 @@ def test_state_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert service.state_dir() == tmp_path / "home" / ".local" / "state" / "awsac"
     monkeypatch.setenv("AWSAC_STATE_DIR", str(tmp_path / "explicit"))
     assert service.local_dir() == tmp_path / "explicit" / "local"
+
+
+@pytest.mark.slow
+def test_up_after_a_killed_service_ends_its_orphaned_instances(own_state: dict[str, str]) -> None:
+    import signal
+
+    import boto3
+
+    info = service.ensure_up(boot_delay=0, boot_command=["sleep", "60"])
+    ec2 = boto3.session.Session().client(
+        "ec2",
+        endpoint_url=info.endpoint,
+        region_name=info.region,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
+    instance_id = ec2.run_instances(ImageId=info.image_id, MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    record = service.local_dir() / "instances" / instance_id / "instance.json"
+    wait_for(record.is_file, what="instance booted")
+    orphan = json.loads(record.read_text())["pid"]
+    os.kill(info.pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(info.pid), what="service killed")
+    assert pid_alive(orphan)
+    assert service.running_info() is None
+
+    fresh = service.ensure_up()
+    assert fresh.pid != info.pid
+    assert not pid_alive(orphan)
+    assert not record.exists()
