@@ -79,11 +79,11 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
-    """The snapshot as the JSON object ``check --json`` prints (times ISO 8601, absent = None)."""
+    """The snapshot as the JSON object ``check --json`` prints: exactly the keys of issue 5
+    (times ISO 8601 UTC, absent values None)."""
     return {
         "session_id": snap.session_id,
         "cloud": snap.cloud,
-        "taken_at": _iso(snap.taken_at),
         "jobs": [
             {
                 "jobnr": j.jobnr,
@@ -107,8 +107,6 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
                 "instance_type": i.instance_type,
                 "zone": i.zone,
                 "public_dns": i.public_dns,
-                "launch_time": _iso(i.launch_time),
-                "silent": i.silent,
             }
             for i in snap.instances
         ],
@@ -122,7 +120,6 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
             }
             for v in snap.volumes
         ],
-        "notices": list(snap.notices),
     }
 
 

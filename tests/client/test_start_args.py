@@ -131,3 +131,30 @@ def test_unreachable_endpoint_is_one_clear_message(tmp_path, monkeypatch, capsys
     assert main(["check", "1816"]) == 2
     err = capsys.readouterr().err
     assert "Cannot reach the cloud endpoint http://127.0.0.1:9" in err and "Traceback" not in err
+
+
+def test_check_json_has_exactly_the_documented_keys() -> None:
+    from awsac_tui.monitor import InstanceView, VolumeView
+
+    t = datetime(2008, 12, 15, 16, 49, 3, tzinfo=UTC)
+    snap = SessionSnapshot(
+        session_id="s",
+        cloud="local",
+        taken_at=t,
+        jobs=(JobView(1, "running"),),
+        instances=(InstanceView("i-1", 0, "running", launch_time=t),),
+        volumes=(VolumeView("vol-1", "snap-1", "in-use", "i-1", "/dev/sdh"),),
+    )
+    d = snapshot_to_dict(snap)
+    assert set(d) == {"session_id", "cloud", "jobs", "instances", "volumes"}
+    assert set(d["jobs"][0]) == {
+        "jobnr", "status", "instance_id", "launchindex", "shellscript", "snapshot",
+        "returncode", "runstarttime", "runendtime", "error",
+    }  # fmt: skip
+    assert set(d["instances"][0]) == {
+        "instance_id", "launchindex", "state", "instance_type", "zone", "public_dns",
+    }  # fmt: skip
+    assert d["volumes"][0] == {
+        "volume_id": "vol-1", "snapshot": "snap-1", "state": "in-use", "instance_id": "i-1",
+        "device": "/dev/sdh",
+    }  # fmt: skip
