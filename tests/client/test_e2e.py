@@ -282,3 +282,39 @@ def test_no_credentials_names_the_fix(cli, monkeypatch, tmp_path: Path) -> None:
     assert rc == 2
     assert "No AWS credentials found" in err and "--local" in err and "--profile" in err
     assert "Traceback" not in err
+
+
+def test_a_running_instance_that_never_reports_is_silent(
+    cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client
+) -> None:
+    import sys
+
+    from awsac_tui.local import service
+    from awsac_tui.local.common import default_boot_command
+
+    job = write_example(tmp_path / "hang", local_cloud, release_snapshot, jobs="-;gen_30.sh;1\n")
+    hang = [
+        sys.executable,
+        "-c",
+        "import time; print('stuck before the agent', flush=True); time.sleep(300)",
+    ]
+    service.configure(local_cloud, boot_command=hang)
+    try:
+        rc, out, err = cli("start", str(job / "session.toml"), "--yes", "--json")
+        assert rc == 0, err
+    finally:
+        service.configure(local_cloud, boot_command=default_boot_command())
+    sid = json.loads(out)["session_id"]
+    poll(cli, sid, lambda s: [i["state"] for i in s["instances"]] == ["running"])
+    deadline = time.monotonic() + 60
+    while True:
+        rc, out, _ = cli("check", sid, "--boot-timeout", "1")
+        if "SILENT" in out:
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(0.5)
+    assert f"awsac console {sid} i-" in out  # the notice says where to look
+    assert "===== Job 1 (status: pending) =====" in out
+    rc, out, _ = cli("cleanup", sid, "--yes")
+    assert rc == 0 and "terminated instance i-" in out
+    assert tagged(boto3_client, sid) == ([], [], [])
