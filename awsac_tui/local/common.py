@@ -15,6 +15,7 @@ REGION = "us-east-1"
 AVAILABILITY_ZONE = "us-east-1a"
 ACCOUNT_ID = "123456789012"  # moto's default account
 IMAGE_NAME = "awsac-local"
+IMAGE_ID = "ami-0a75ac10ca1000000"  # fixed: the same at every up and reset
 ROLE_NAME = "awsac-local-instance"
 # Obviously not secrets: the emulator accepts any credentials.
 DUMMY_ACCESS_KEY_ID = "AKIDAWSACLOCALDUMMY"

@@ -25,6 +25,7 @@ from awsac_tui.local.common import (
     ACCOUNT_ID,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
+    IMAGE_ID,
     IMAGE_NAME,
     REGION,
     SIDE_PREFIX,
@@ -120,17 +121,24 @@ def install_ec2_patches() -> None:
 
 
 def prepare_backends(region: str) -> str:
-    """Load moto's default images now (not at a user's first call); register awsac-local."""
+    """Load moto's default images now (not at a user's first call); register awsac-local.
+
+    The awsac-local image has the same id at every start and reset, so a session spec may name it.
+    """
     from moto.ec2.models import ec2_backends
+    from moto.ec2.models.amis import Ami
 
     backend = ec2_backends[ACCOUNT_ID][region]
-    for image in backend.amis.values():
-        if image.name == IMAGE_NAME:
-            return image.id
-    image = backend.register_image(
-        name=IMAGE_NAME, description="awsac local cloud image (boots the awsac agent locally)"
-    )
-    return image.id
+    if IMAGE_ID not in backend.amis:
+        backend.amis[IMAGE_ID] = Ami(
+            backend,
+            IMAGE_ID,
+            instance=None,
+            source_ami=None,
+            name=IMAGE_NAME,
+            description="awsac local cloud image (boots the awsac agent as a local process)",
+        )
+    return IMAGE_ID
 
 
 def reset_backends() -> None:

@@ -123,6 +123,7 @@ def test_life_cycle_up_status_reset_down(own_state: dict[str, str]) -> None:
 
     after = service.reset()
     assert after.pid == info.pid
+    assert after.image_id == info.image_id == "ami-0a75ac10ca1000000"
     for pid in instance_pids:
         wait_for(lambda pid=pid: not pid_alive(pid), what=f"instance process {pid} ended at reset")
     current = service.status()
