@@ -673,6 +673,7 @@ class Worker:
 
     def run(self) -> int:
         step = "plan"
+        previous = signal.signal(signal.SIGTERM, _sigterm)
         try:
             self.plan()
             step = "volumes"
@@ -695,7 +696,16 @@ class Worker:
             self.teardown_volumes()
             self.upload_own_log()
             self.terminate()
+            signal.signal(signal.SIGTERM, previous)
         return 1 if self.failure else 0
+
+
+class Terminated(SystemExit):
+    """The worker got SIGTERM (e.g. the instance shuts down): tear down, then exit."""
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum} (SIGTERM)")
 
 
 def _float_or_none(text: Optional[str]) -> Optional[float]:

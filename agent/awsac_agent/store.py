@@ -7,7 +7,7 @@ Both backends hold the ``status.JobRecord`` format; the client's async reader in
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -176,6 +176,9 @@ class S3Store(StatusStore):
         self.session_id = session_id
         self.log = log
         self._cache: Dict[int, JobRecord] = {}
+        # read_all: key -> (ETag, record), so a refresh fetches only objects that changed
+        self._seen: Dict[str, Tuple[str, JobRecord]] = {}
+        self.fetches = 0
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return retry(fn, what, self.log)
@@ -235,14 +238,26 @@ class S3Store(StatusStore):
         return self._call(f"ListObjectsV2 {prefix}", list_all)
 
     def read_all(self) -> List[JobRecord]:
+        """Every record: one listing, then only the objects whose ETag changed since last time."""
         records = []
+        seen: Dict[str, Tuple[str, JobRecord]] = {}
         for obj in self._list(s3layout.status_prefix(self.session_id)):
-            kind, n = s3layout.classify(obj["Key"])
+            key, etag = obj["Key"], obj.get("ETag", "")
+            kind, n = s3layout.classify(key)
             if kind != "status" or n is None:
                 continue
-            body = self._get_object(obj["Key"])
+            known = self._seen.get(key)
+            if known is not None and etag and known[0] == etag:
+                seen[key] = known
+                records.append(known[1])
+                continue
+            body = self._get_object(key)
+            self.fetches += 1
             if body is not None:
-                records.append(self._parse(body, n))
+                rec = self._parse(body, n)
+                seen[key] = (etag, rec)
+                records.append(rec)
+        self._seen = seen
         return sorted(records, key=lambda r: r.jobnr)
 
     def kill_requests(self, jobnrs: Iterable[int]) -> Set[int]:

@@ -55,6 +55,19 @@ def test_s3_store_writes_whole_records_and_reads_them_back(aws: None) -> None:
     assert fresh.get(7) is None
 
 
+def test_s3_store_read_all_fetches_only_changed_records(aws: None) -> None:
+    s3 = _s3()
+    writer = S3Store(s3, BUCKET, SID)
+    for n in (1, 2, 3):
+        writer.put(JobRecord(n))
+    reader = S3Store(s3, BUCKET, SID)
+    assert len(reader.read_all()) == 3 and reader.fetches == 3
+    writer.update(2, status=RUNNING)
+    records = reader.read_all()
+    assert reader.fetches == 4  # only job 2 was fetched again
+    assert [r.status for r in records] == [PENDING, RUNNING, PENDING]
+
+
 def test_s3_store_kill_requests_and_delete_all(aws: None) -> None:
     s3 = _s3()
     store = S3Store(s3, BUCKET, SID)
