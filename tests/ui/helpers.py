@@ -37,3 +37,10 @@ def screen_text(app: App) -> str:
         app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     )
     return console.export_text(styles=False)
+
+
+async def wait_for_verbs(app: App) -> None:
+    """Wait for the one-shot workers (group ``verbs``); the polling workers never complete."""
+    verbs = [w for w in app.workers if w.group == "verbs"]
+    if verbs:  # an empty list would mean "every worker", polls included
+        await app.workers.wait_for_complete(verbs)

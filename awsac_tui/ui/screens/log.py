@@ -50,11 +50,12 @@ def new_lines(old: Sequence[str], new: Sequence[str]) -> tuple[bool, list[str]]:
         return True, list(new)
     if len(new) >= len(old) and list(new[: len(old)]) == list(old):
         return True, list(new[len(old) :])
-    anchor = list(old[-3:])
-    m = len(anchor)
-    for p in range(len(new) - m, -1, -1):
-        if list(new[p : p + m]) == anchor:
-            return True, list(new[p + m :])
+    # a rolling tail: the longest suffix of ``old`` that is a prefix of ``new``
+    first = new[0] if new else None
+    n_old = len(old)
+    for start in range(max(0, n_old - len(new)), n_old):
+        if old[start] == first and list(old[start:]) == list(new[: n_old - start]):
+            return True, list(new[n_old - start :])
     return False, list(new)
 
 

@@ -1,0 +1,95 @@
+"""Pure parts of the TUI: log tail diffing, timeline lanes, status bars, plan text, hygiene."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from awsac_tui.ui.backend import FixedBackend, big_snapshot
+from awsac_tui.ui.screens.compose import describe_plan, list_scripts
+from awsac_tui.ui.screens.log import new_lines
+from awsac_tui.ui.screens.sessions import format_age
+from awsac_tui.ui.widgets.status import status_bar
+from awsac_tui.ui.widgets.timeline import build_lanes
+
+UI = Path(__file__).resolve().parents[2] / "awsac_tui" / "ui"
+
+
+def test_new_lines_appends_growth_and_follows_a_rolling_tail() -> None:
+    assert new_lines([], ["a", "b"]) == (True, ["a", "b"])
+    assert new_lines(["a", "b"], ["a", "b", "c"]) == (True, ["c"])
+    # the tail window moved: the old last lines are found further up
+    assert new_lines(["a", "b", "c", "d"], ["c", "d", "e"]) == (True, ["e"])
+    # nothing in common: replace the view
+    assert new_lines(["a", "b"], ["x", "y"]) == (False, ["x", "y"])
+
+
+def test_timeline_lanes_pack_sequential_jobs_and_split_overlapping_ones() -> None:
+    snap = FixedBackend.demo().snapshots["081215_1646--eventgen--1816"]
+    lanes, t0 = build_lanes(snap)
+    assert t0 is not None
+    # LI 0 runs jobs 1 and 2 at the same time (2 cores): two lanes; LI 1 likewise
+    assert [lane.label for lane in lanes] == ["LI 0", "", "LI 1", ""]
+    assert sorted(b.jobnr for lane in lanes for b in lane.bars) == [1, 2, 3, 4]
+    running = [b for lane in lanes for b in lane.bars if b.status == "running"]
+    assert all(b.end is None for b in running)
+
+
+def test_timeline_flags_silent_and_gone_instances() -> None:
+    snap = FixedBackend.demo().snapshots["081215_1650--mixed--a3f0"]
+    lanes, _ = build_lanes(snap)
+    flags = {lane.label: lane.flag for lane in lanes if lane.label}
+    assert flags == {"LI 0": "", "LI 1": "gone", "LI 2": "silent"}
+
+
+def test_status_bar_has_exact_width_and_every_status_visible() -> None:
+    counts = [("finished", 997), ("failed", 1), ("running", 1), ("lost", 1)]
+    for width in (8, 13, 40):
+        bar = status_bar(counts, width)
+        assert bar.cell_len == width
+    assert "█" in status_bar([("failed", 1), ("finished", 999)], 8).plain
+
+
+def test_describe_plan_uses_the_assignment_rule() -> None:
+    text = describe_plan(5, 2, 0.1).plain
+    assert "5 jobs → 3 instances × 2 cores, 1 unused" in text
+    assert "LI 0: jobs 1 2" in text and "LI 2: jobs 5" in text
+    assert "~$0.30/h" in text
+    assert "LI 8.." in describe_plan(100, 1, None).plain  # long plans are cut
+
+
+def test_list_scripts_puts_shell_scripts_first(tmp_path: Path) -> None:
+    (tmp_path / "b.sh").write_text("")
+    (tmp_path / "a.cfg").write_text("")
+    (tmp_path / "jobs.cfg").write_text("")
+    (tmp_path / ".hidden").write_text("")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.sh").write_text("")
+    assert list_scripts(tmp_path) == ["b.sh", "sub/c.sh", "a.cfg"]
+
+
+def test_format_age() -> None:
+    snap = big_snapshot()
+    now = snap.taken_at
+    from datetime import timedelta
+
+    assert format_age(now - timedelta(seconds=5), now) == "5s"
+    assert format_age(now - timedelta(minutes=12), now) == "12m"
+    assert format_age(now - timedelta(hours=3, minutes=5), now) == "3h05"
+
+
+def test_ui_never_imports_an_aws_client() -> None:
+    """The UI layer talks to session.py/monitor.py through the Backend, never to boto."""
+    offenders = []
+    for path in UI.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("boto3", "botocore", "aiobotocore"):
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
