@@ -339,3 +339,30 @@ def test_job_over_max_job_min_fails_with_timeout(
     (rec,) = sess.records
     assert rec.status == FAILED and (rec.error or "").startswith("timeout")
     _no_volumes_left(sess)
+
+
+def test_keep_instance_skips_only_the_termination(
+    tmp_path: Path, local_cloud: Any, boto3_client: Any, release_snapshot: str
+) -> None:
+    import sys
+
+    from awsac_tui.local import service
+
+    before = service._side(local_cloud.endpoint, "health")
+    service.configure(
+        local_cloud,
+        boot_command=[sys.executable, "-m", "awsac_agent", "autorun", "--keep-instance"],
+    )
+    try:
+        jobs = f"{release_snapshot};a.sh;1\n"
+        sess = _one_instance(tmp_path, local_cloud, boto3_client, "s3", jobs, {"a.sh": RESULTS_JOB})
+    finally:
+        service.configure(local_cloud, boot_command=before["boot_command"])
+    wait_for(lambda: "processjobslog_LI_0.tar.bz2" in sess.keys(), 60, "the worker's own log")
+    wait_for(lambda: "not terminating" in sess.console(sess.instance_ids[0]), 20, "the keep notice")
+    assert sess.instance_states() == {sess.instance_ids[0]: "running"}
+    (rec,) = sess.store().read_all()
+    assert rec.status == FINISHED
+    _no_volumes_left(sess)
+    sess.ec2.terminate_instances(InstanceIds=sess.instance_ids)
+    sess.wait_terminated(timeout=30)

@@ -211,3 +211,15 @@ def test_autorun_without_our_user_data_exits_0(
         assert main(["autorun"]) == 0
     assert says in capsys.readouterr().out
     assert not (tmp_path / "work" / "session").exists()
+
+
+def test_session_string_from_legacy_and_cloud_init_user_data() -> None:
+    from awsac_agent.autorun import session_string
+    from awsac_agent.userdata import parse_userdata, wrap_cloud_init
+
+    legacy = "260101_1200--unit--beef;bkt;sessionarchive.tar.bz2;2;store=s3"
+    wrapped = wrap_cloud_init(legacy, "echo booting")
+    assert session_string(legacy + "\n") == legacy
+    assert session_string(wrapped) == legacy
+    ud = parse_userdata(session_string(wrapped))
+    assert ud is not None and ud.get("store") == "s3" and ud.cores_per_instance == 2
