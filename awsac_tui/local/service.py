@@ -373,43 +373,14 @@ def _client(info: LocalCloudInfo, service: str) -> Any:
 def status() -> LocalCloudStatus:
     """Endpoint, instances, volumes, snapshots and domains of the running local cloud."""
     info = _require()
-    ec2 = _client(info, "ec2")
-    instances = []
-    for reservation in ec2.describe_instances()["Reservations"]:
-        for inst in reservation["Instances"]:
-            instances.append(
-                {
-                    "instance_id": inst["InstanceId"],
-                    "state": inst["State"]["Name"],
-                    "launch_index": inst.get("AmiLaunchIndex", 0),
-                    "reservation_id": reservation["ReservationId"],
-                    "image_id": inst.get("ImageId", ""),
-                    "instance_type": inst.get("InstanceType", ""),
-                }
-            )
-    volumes = [
-        {
-            "volume_id": v["VolumeId"],
-            "state": v["State"],
-            "size": v["Size"],
-            "snapshot_id": v.get("SnapshotId") or None,
-            "attached_to": [a["InstanceId"] for a in v.get("Attachments", [])],
-        }
-        for v in ec2.describe_volumes()["Volumes"]
-    ]
-    snapshots = [
-        {
-            "snapshot_id": s["SnapshotId"],
-            "state": s["State"],
-            "description": s.get("Description", ""),
-            "has_content": (local_dir() / "snapshots" / s["SnapshotId"]).is_dir(),
-        }
-        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
-        # moto backs each of its default images with a snapshot: not the user's
-        if not s.get("Description", "").startswith("Auto-created snapshot for AMI")
-    ]
-    domains = tuple(_client(info, "sdb").list_domains().get("DomainNames", []))
-    return LocalCloudStatus(info, tuple(instances), tuple(volumes), tuple(snapshots), domains)
+    data = _side(info.endpoint, "status", timeout=30.0)
+    return LocalCloudStatus(
+        info,
+        tuple(data["instances"]),
+        tuple(data["volumes"]),
+        tuple(data["snapshots"]),
+        tuple(data["domains"]),
+    )
 
 
 def _size_gib(directory: Path) -> int:
