@@ -1,0 +1,216 @@
+"""Pilot tests of the live session screen: diff updates, failures, kill/terminate, log, ssh."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from helpers import screen_text, wait_for, wait_for_verbs
+
+from awsac_tui.ui.backend import big_snapshot
+from awsac_tui.ui.screens.log import LogScreen
+from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal
+from awsac_tui.ui.screens.session import SessionScreen
+from awsac_tui.ui.widgets.keyed_table import KeyedTable
+from awsac_tui.ui.widgets.timeline import Timeline
+
+EVENTGEN_ID = "081215_1646--eventgen--1816"
+MIXED_ID = "081215_1650--mixed--a3f0"
+BIG_ID = "081215_1600--big--0b1d"
+
+
+async def _open(pilot, session_id: str) -> SessionScreen:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.screen.id == "sessions")
+    app.open_session(session_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen))
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.refreshes > 0)
+    return screen
+
+
+def _jobs(screen: SessionScreen) -> KeyedTable:
+    return screen.query_one("#jobs", KeyedTable)
+
+
+async def _tick(pilot, screen: SessionScreen) -> None:
+    before = screen.refreshes
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: screen.refreshes > before)
+
+
+async def test_tables_header_and_timeline_show_the_snapshot(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        assert screen.query_one("#instances", KeyedTable).row_count == 2
+        assert screen.query_one("#volumes", KeyedTable).row_count == 2
+        jobs = _jobs(screen)
+        assert [str(jobs.row_cells(str(n))[2]) for n in range(1, 5)] == [
+            "finished",
+            "saving",
+            "running",
+            "running",
+        ]
+        text = screen_text(app)
+        assert "4 jobs: 1 fin 1 save 2 run" in text and "25%" in text
+        assert len(screen.query_one(Timeline).lanes) == 4
+
+
+async def test_silent_and_lost_are_highlighted(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await _open(pilot, MIXED_ID)
+        inst = screen.query_one("#instances", KeyedTable)
+        assert str(inst.row_cells("i-33f64f66")[2]) == "running (silent)"
+        lost = _jobs(screen).row_cells("5")[2]
+        assert str(lost) == "lost" and "reverse" in str(lost.style)
+        assert "is silent" in screen_text(app)  # the snapshot's notice
+
+
+async def test_tick_on_1000_jobs_updates_cells_in_place(make_app, backend, monkeypatch) -> None:
+    """A refresh never clears the table: the cursor row and the scroll position are kept."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, BIG_ID)
+        jobs = _jobs(screen)
+        assert jobs.row_count == 1000
+        jobs.focus()
+        jobs.move_cursor(row=500, animate=False)
+        await pilot.pause()
+        scroll_before = jobs.scroll_y
+        assert scroll_before > 0
+        before = {k: str(jobs.row_cells(k)[2]) for k in ("1", "500", "1000")}
+
+        def no_clear(*args, **kwargs):
+            raise AssertionError("clear() on a tick")
+
+        monkeypatch.setattr(jobs, "clear", no_clear)
+        backend.snapshots[BIG_ID] = big_snapshot(tick=1)
+        await _tick(pilot, screen)
+        after = {k: str(jobs.row_cells(k)[2]) for k in ("1", "500", "1000")}
+        assert after != before  # statuses moved on
+        assert jobs.cursor_row == 500
+        assert jobs.cursor_key == "501"  # row 500 (0-based) is job 501
+        assert jobs.scroll_y == scroll_before
+        assert jobs.row_count == 1000
+
+
+async def test_new_and_gone_rows_are_added_and_removed(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        snap = backend.snapshots[EVENTGEN_ID]
+        backend.snapshots[EVENTGEN_ID] = replace(snap, volumes=snap.volumes[:1])
+        await _tick(pilot, screen)
+        vols = screen.query_one("#volumes", KeyedTable)
+        assert vols.row_count == 1 and vols.row_cells("vol-95e4b1f7") is None
+
+
+async def test_failed_refresh_keeps_the_last_snapshot(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        backend.fail_refresh = True
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: screen.failures == 1)
+        assert _jobs(screen).row_count == 4
+        assert screen.snapshot is not None and screen.snapshot.session_id == EVENTGEN_ID
+        assert any("throttled" in n.message for n in app._notifications)
+        assert screen.interval >= 2.0  # backs off
+        backend.fail_refresh = False
+        await _tick(pilot, screen)
+
+
+async def test_interval_adapts_and_polls_pause_under_a_modal(make_app, backend) -> None:
+    app = make_app(interval_scale=1.0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        assert screen.next_interval() == 5.0  # steady: all instances running
+        snap = backend.snapshots[EVENTGEN_ID]
+        starting = replace(snap, instances=(replace(snap.instances[0], state="pending"),))
+        backend.snapshots[EVENTGEN_ID] = starting
+        await _tick(pilot, screen)
+        assert screen.next_interval() == 1.0  # fast while instances start
+        await pilot.press("down", "down", "k")
+        assert isinstance(app.screen, ConfirmModal)
+        assert screen.paused()
+        await pilot.press("n")
+        assert not screen.paused()
+
+
+async def test_kill_job_asks_first_then_shows_killed(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        jobs = _jobs(screen)
+        jobs.move_cursor(row=2)  # job 3, running
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmModal) and "Kill job 3" in app.screen.question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: ("kill_job", EVENTGEN_ID, 3) in backend.calls)
+        await wait_for(pilot, lambda: str(jobs.row_cells("3")[2]) == "killed")
+        assert jobs.cursor_row == 2
+
+
+async def test_kill_of_an_ended_job_is_refused(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(pilot, EVENTGEN_ID)
+        await pilot.press("k")  # job 1 has finished
+        assert isinstance(app.screen, SessionScreen)
+        assert not [c for c in backend.calls if c[0] == "kill_job"]
+
+
+async def test_terminate_instance_of_the_focused_row(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        screen.query_one("#instances", KeyedTable).focus()
+        await pilot.press("down", "t")
+        assert isinstance(app.screen, ConfirmModal) and "i-33f64f5b" in app.screen.question
+        await pilot.press("y")
+        await wait_for_verbs(app)
+        assert ("terminate_instance", EVENTGEN_ID, "i-33f64f5b") in backend.calls
+        inst = screen.query_one("#instances", KeyedTable)
+        await wait_for(pilot, lambda: str(inst.row_cells("i-33f64f5b")[2]) == "shutting-down")
+
+
+async def test_ssh_without_suspend_shows_the_command(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(pilot, EVENTGEN_ID)
+        await pilot.press("s")  # headless tests cannot suspend
+        assert isinstance(app.screen, MessageModal)
+        assert "ssh -i" in app.screen.text and "ec2-user@ec2-75-101-200-10" in app.screen.text
+        await pilot.press("escape")
+        assert isinstance(app.screen, SessionScreen)
+
+
+@pytest.mark.parametrize(("focus", "kind"), [("#jobs", "job"), ("#instances", "console")])
+async def test_l_opens_job_log_or_console(make_app, backend, focus, kind) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        screen.query_one(focus).focus()
+        await pilot.press("down", "l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+        log_screen = app.screen
+        await wait_for(pilot, lambda: log_screen.refreshes > 0)
+        if kind == "job":
+            assert log_screen.jobnr == 2 and log_screen.live
+            assert log_screen.raw_lines[-1] == "generating event 412/1000 ..."
+        else:
+            assert log_screen.instance_id == "i-33f64f5b"
+            assert "processjobs: job 3 running" in log_screen.raw_lines
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_c_opens_console_of_the_jobs_instance(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(pilot, EVENTGEN_ID)
+        await pilot.press("down", "down", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+        assert app.screen.instance_id == "i-33f64f5b"
