@@ -105,12 +105,12 @@ class JobLineModal(ModalScreen[JobLine | None]):
         ]
         snap_options.append(("-  (no software volume)", NO_SNAPSHOT))
         known = {v for _, v in snap_options}
-        current_snap = (line.snapshot or NO_SNAPSHOT) if line else Select.BLANK
+        current_snap = (line.snapshot or NO_SNAPSHOT) if line else Select.NULL
         typed_snap = ""
         if line and current_snap not in known:
-            typed_snap, current_snap = str(line.snapshot), Select.BLANK
+            typed_snap, current_snap = str(line.snapshot), Select.NULL
         script_options = [(s, s) for s in self.scripts]
-        current_script = line.script if line and line.script in self.scripts else Select.BLANK
+        current_script = line.script if line and line.script in self.scripts else Select.NULL
         typed_script = line.script if line and line.script not in self.scripts else ""
         with Vertical(id="dialog"):
             yield Label("job line" if line else "new job line", id="dialog-title")
@@ -147,7 +147,7 @@ class JobLineModal(ModalScreen[JobLine | None]):
         snap: str | None
         if typed:
             snap = None if typed == NO_SNAPSHOT else typed
-        elif picked is Select.BLANK:
+        elif picked is Select.NULL:
             snap = None
             problems.append("pick a snapshot, or type one (- for none)")
         else:
@@ -157,7 +157,7 @@ class JobLineModal(ModalScreen[JobLine | None]):
         script = self.query_one("#script-input", Input).value.strip()
         if not script:
             value = self.query_one("#script-select", Select).value
-            script = "" if value is Select.BLANK else str(value)
+            script = "" if value is Select.NULL else str(value)
         why = check_script_path(script)
         if why:
             problems.append(why)
@@ -430,7 +430,7 @@ class ComposeScreen(Screen):
     def _value(self, selector: str) -> str:
         widget = self.query_one(selector)
         if isinstance(widget, Select):
-            return "" if widget.value is Select.BLANK else str(widget.value)
+            return "" if widget.value is Select.NULL else str(widget.value)
         return widget.value.strip()  # type: ignore[attr-defined]
 
     def build_spec(self) -> SessionSpec:

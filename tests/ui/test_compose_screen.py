@@ -1,0 +1,182 @@
+"""Pilot tests of the compose screen: job dir, job lines, plan, validation, save, start."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from awsac_agent.jobscfg import JobLine, read_jobs_cfg
+from conftest import EVENTGEN
+from helpers import screen_text, wait_for, wait_for_verbs
+from textual.widgets import Input, Select, Static
+
+from awsac_tui import spec as specmod
+from awsac_tui.ui.screens.compose import ComposeScreen, JobLineModal
+from awsac_tui.ui.screens.modals import ConfirmModal
+from awsac_tui.ui.screens.session import SessionScreen
+from awsac_tui.ui.screens.sessions import SessionsScreen
+from awsac_tui.ui.widgets.keyed_table import KeyedTable
+
+SNAP = "snap-9fd4a2f0"
+
+
+def _job_dir(tmp_path: Path, with_cfg: bool) -> Path:
+    d = tmp_path / "eventgen"
+    shutil.copytree(EVENTGEN, d)
+    if not with_cfg:
+        for name in ("jobs.cfg", "session.toml", "session.ini"):
+            (d / name).unlink()
+    return d
+
+
+async def _compose(pilot) -> ComposeScreen:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen))
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.choices.instance_types != ())
+    return screen
+
+
+async def _add_line(pilot, snapshot: str, script: str, count: int) -> None:
+    await pilot.press("a")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, JobLineModal))
+    for selector, value in (
+        ("#snap-input", snapshot),
+        ("#script-input", script),
+        ("#count-input", str(count)),
+    ):
+        await pilot.click(selector)
+        box = pilot.app.screen.query_one(selector, Input)
+        box.value = ""
+        await pilot.press(*value)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ComposeScreen))
+
+
+async def test_compose_eventgen_from_scratch_save_and_start(make_app, backend, tmp_path) -> None:
+    job_dir = _job_dir(tmp_path, with_cfg=False)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _compose(pilot)
+        assert any("job dir" in p for p in screen.problems)
+        await pilot.click("#job-dir")
+        await pilot.press(*str(job_dir), "enter")
+        assert "gen_30.sh" in screen.scripts and "gen_1000.sh" in screen.scripts
+        await pilot.click("#shortdescr")
+        await pilot.press(*"eventgen")
+        assert screen.query_one("#instance-type", Select).value == "c5.large"
+        assert screen.query_one("#bucket", Input).value == "atlassessions"
+        screen.query_one("#lines").focus()
+        await _add_line(pilot, SNAP, "gen_30.sh", 2)
+        await _add_line(pilot, SNAP, "gen_1000.sh", 2)
+        assert screen.lines == [
+            JobLine(SNAP, "gen_30.sh", 2, 0),
+            JobLine(SNAP, "gen_1000.sh", 2, 0),
+        ]
+        assert screen.problems == []
+        plan = str(screen.query_one("#plan", Static).content)
+        assert "4 jobs → 2 instances × 2 cores, 0 unused" in plan
+        assert "LI 1: jobs 3 4" in plan
+        # ctrl+s writes jobs.cfg + session.toml that read back the same
+        await pilot.press("ctrl+s")
+        assert [(j.snapshot, j.script, j.count) for j in read_jobs_cfg(job_dir / "jobs.cfg")] == [
+            (SNAP, "gen_30.sh", 2),
+            (SNAP, "gen_1000.sh", 2),
+        ]
+        spec, lines = specmod.load_session(job_dir / "session.toml")
+        assert (spec.shortdescr, spec.instance_type, spec.bucket) == (
+            "eventgen",
+            "c5.large",
+            "atlassessions",
+        )
+        # ctrl+r: the paper's question, then the session screen
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        question = app.screen.question
+        assert "Run exactly 2 instances of type c5.large" in question
+        assert "081215_1701--eventgen--5e1f;atlassessions;sessionarchive.tar.bz2;2" in question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen))
+        assert app.screen.session_id == "081215_1701--eventgen--5e1f"
+        await wait_for(pilot, lambda: app.screen.refreshes > 0)
+        assert app.screen.query_one("#jobs", KeyedTable).row_count == 4
+        assert app.screen_stack[-2].id == "sessions"  # compose was replaced
+
+
+async def test_declining_the_start_stays_on_compose(make_app, backend, tmp_path) -> None:
+    job_dir = _job_dir(tmp_path, with_cfg=True)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _compose(pilot)
+        screen.open_dir(job_dir)
+        await pilot.pause()
+        # the example's placeholder snapshot id is valid syntax; loaded from jobs.cfg
+        assert len(screen.lines) == 2 and screen.problems == []
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("n")
+        await wait_for_verbs(app)
+        await pilot.pause()
+        assert app.screen is screen
+        assert backend.start_session_id not in [c.session_id for c in await backend.list_sessions()]
+
+
+async def test_open_existing_session_and_validation_inline(make_app, tmp_path) -> None:
+    job_dir = _job_dir(tmp_path, with_cfg=True)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _compose(pilot)
+        screen.open_dir(job_dir)
+        await pilot.pause()
+        assert screen.query_one("#shortdescr", Input).value == "eventgen"
+        # the spec's image is not among the account's: still offered, and selected
+        assert screen.query_one("#image", Select).value == "ami-00000000"
+        await pilot.click("#shortdescr")
+        await pilot.press("end", "backspace", *"!")
+        assert any("short description" in p for p in screen.problems)
+        assert "✗" in screen_text(app)
+        await pilot.press("ctrl+s")  # refused while invalid
+        assert any("cannot save" in n.message for n in app._notifications)
+        await pilot.press("backspace", "backspace", *"n")
+        assert screen.problems == []
+
+
+async def test_delete_and_edit_lines(make_app, tmp_path) -> None:
+    job_dir = _job_dir(tmp_path, with_cfg=True)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _compose(pilot)
+        screen.open_dir(job_dir)
+        table = screen.query_one("#lines", KeyedTable)
+        table.focus()
+        await pilot.press("d")
+        assert [line.script for line in screen.lines] == ["gen_1000.sh"]
+        assert table.row_count == 1
+        await pilot.press("enter")  # edit the line
+        await wait_for(pilot, lambda: isinstance(app.screen, JobLineModal))
+        await pilot.click("#count-input")
+        await pilot.press("end", "backspace", "5", "enter")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.lines[0].count == 5
+        assert "LI 2: jobs 5" in str(screen.query_one("#plan", Static).content)
+
+
+async def test_bad_line_is_refused_in_the_dialog(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _compose(pilot)
+        screen.query_one("#lines").focus()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobLineModal))
+        await pilot.click("#snap-input")
+        await pilot.press(*"snap-xyz")
+        await pilot.click("#script-input")
+        await pilot.press(*"../evil.sh", "enter")
+        modal = app.screen
+        assert isinstance(modal, JobLineModal)
+        problems = str(modal.query_one("#line-problems").render())
+        assert "not a snapshot id" in problems and "outside the session archive" in problems
+        await pilot.press("escape")
+        assert app.screen is screen and screen.lines == []
