@@ -134,12 +134,34 @@ def private_local_cloud(
         yield info, state
     finally:
         service.down()
+        kill_leftovers(state)
         os.environ.pop(CALL_LOG_ENV, None)
         os.environ.pop(PROFILE_ENV, None)
         if old is None:
             os.environ.pop("AWSAC_STATE_DIR", None)
         else:
             os.environ["AWSAC_STATE_DIR"] = old
+
+
+def kill_leftovers(state: Path) -> list[int]:
+    """End process groups whose leader runs from inside ``state`` (job processes escape the
+    instance's process group: they run in sessions of their own). Returns the groups ended."""
+    import signal
+
+    ended = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            pgid = os.getpgid(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue
+        if str(state) in cmd and pgid == int(proc.name) and pgid != os.getpgid(0):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+                ended.append(pgid)
+    return ended
 
 
 def probe_boot_command() -> list[str]:

@@ -1,0 +1,302 @@
+"""Benchmarks 2 and 3: one Monitor.refresh at 10, 100 and 1,000 jobs vs a naive refresh and vs raw boto3.
+
+All three read the same session on the same local cloud, interleaved, in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CallCounter,
+    counted_cloud_clients,
+    median,
+    private_local_cloud,
+    probe_boot_command,
+)
+
+SESSION_TAG = "awsac:session"
+CORES = 8  # c5.2xlarge
+SLEEP_JOB = "#!/bin/sh\nsleep 900\n"
+EMULATED_BOOT = ["sleep", "900"]  # an instance that boots but runs no agent (see emulate_agents)
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    calls: int
+    bytes: int
+    ops: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    n_jobs: int
+    n_instances: int
+    real_agents: bool
+    client: list[Sample]
+    naive: list[Sample]
+    raw: list[Sample]
+    raw_limit: list[Sample]
+    setup_s: float
+
+
+def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
+    dest.mkdir(parents=True)
+    (dest / "sleep.sh").write_text(SLEEP_JOB)
+    (dest / "jobs.cfg").write_text(f"{snapshot_id};sleep.sh;{n_jobs}\n")
+    (dest / "session.toml").write_text(
+        f'shortdescr = "s{n_jobs}"\ninstance_type = "c5.2xlarge"\n'
+        f'image_id = "{image_id}"\nbucket = "benchsessions"\njobs_cfg = "jobs.cfg"\n'
+        'status_store = "simpledb"\n\n[cloud]\nlocal = true\n'
+    )
+    return dest / "session.toml"
+
+
+def boto3_client(info: Any, service: str) -> Any:
+    import boto3
+
+    from awsac_tui.local.service import client_env
+
+    env = client_env(info)
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) -> None:
+    """What each instance's agent would have written by now, written by the agent's own code:
+    one tagged volume per instance (created from the snapshot, attached) and one status record
+    per job, status running, through ``awsac_agent.store.SimpleDbStore.put``."""
+    from awsac_agent import assignment
+    from awsac_agent.status import RUNNING, JobRecord, utcnow_iso
+    from awsac_agent.store import SimpleDbStore
+
+    ec2 = boto3_client(info, "ec2")
+    filt = [{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
+    instances = [
+        i
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=filt)
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    ]
+    by_li = {i["AmiLaunchIndex"]: i["InstanceId"] for i in instances}
+    tags = [{"Key": SESSION_TAG, "Value": session_id}]
+    for _li, iid in sorted(by_li.items()):
+        vol = ec2.create_volume(
+            SnapshotId=snapshot_id,
+            AvailabilityZone="us-east-1a",
+            TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
+        )["VolumeId"]
+        ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    store = SimpleDbStore(boto3_client(info, "sdb"), session_id)
+    now = utcnow_iso()
+    for li, iid in sorted(by_li.items()):
+        for jobnr in assignment.jobs_for_instance(li, CORES, n_jobs):
+            store.put(
+                JobRecord(
+                    jobnr=jobnr,
+                    status=RUNNING,
+                    instance_id=iid,
+                    launchindex=li,
+                    shellscript="sleep.sh",
+                    snapshot=snapshot_id,
+                    runstarttime=now,
+                )
+            )
+
+
+async def naive_refresh(cloud: Any, session_id: str, ids: list[str], vols: list[str], n: int):
+    """Describe each instance and each volume by id, read each job item one by one."""
+    from awsac_agent.status import domain_name, item_name
+
+    ec2 = await cloud.client("ec2")
+    sdb = await cloud.client("sdb")
+    out: dict[str, Any] = {"instances": [], "volumes": [], "jobs": []}
+    for iid in ids:
+        resp = await ec2.describe_instances(InstanceIds=[iid])
+        out["instances"] += [i for r in resp["Reservations"] for i in r["Instances"]]
+    for vid in vols:
+        out["volumes"] += (await ec2.describe_volumes(VolumeIds=[vid]))["Volumes"]
+    for jobnr in range(1, n + 1):
+        resp = await sdb.get_attributes(
+            DomainName=domain_name(session_id), ItemName=item_name(jobnr), ConsistentRead=True
+        )
+        out["jobs"].append(resp.get("Attributes") or [])
+    return out
+
+
+def raw_refresh(ec2: Any, sdb: Any, session_id: str, limit: bool = False) -> dict[str, Any]:
+    """The minimal hand-written boto3 refresh: two filtered describes and one paged select."""
+    filt = [{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
+    instances = [
+        i
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=filt)
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    ]
+    volumes = [
+        v
+        for page in ec2.get_paginator("describe_volumes").paginate(Filters=filt)
+        for v in page["Volumes"]
+    ]
+    expr = f"select * from `{session_id}`" + (" limit 2500" if limit else "")
+    jobs = {}
+    token = None
+    while True:
+        kw = {"NextToken": token} if token else {}
+        resp = sdb.select(SelectExpression=expr, ConsistentRead=True, **kw)
+        for item in resp.get("Items") or []:
+            jobs[item["Name"]] = {a["Name"]: a["Value"] for a in item["Attributes"]}
+        token = resp.get("NextToken")
+        if not token:
+            break
+    return {"instances": instances, "volumes": volumes, "jobs": jobs}
+
+
+async def measure_size(
+    info: Any, snapshot_id: str, n_jobs: int, repeats: int, real_agents: bool
+) -> SizeResult:
+    from awsac_tui import session
+    from awsac_tui.cloud import Cloud
+    from awsac_tui.local import service
+    from awsac_tui.monitor import Monitor
+    from awsac_tui.spec import CloudProfile
+
+    service.configure(info, boot_command=probe_boot_command() if real_agents else EMULATED_BOOT)
+    t_setup = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="awsac-bench-scale-"))
+    try:
+        spec_path = job_dir(tmp / "job", info.image_id, snapshot_id, n_jobs)
+        counter = CallCounter()
+        async with Cloud(CloudProfile(local=True)) as cloud:
+            plan = await session.plan_start(spec_path, cloud=cloud)
+            record = await session.start(plan, cloud)
+            sid = record.session_id
+            mon = Monitor(record, cloud, boot_timeout=3600, write_lost=False)
+            deadline = time.monotonic() + 300
+            while True:  # every instance running (and, with real agents, every job)
+                snap = await mon.refresh()
+                up = len(snap.instances) == record.n_instances and all(
+                    i.state == "running" for i in snap.instances
+                )
+                if up and not real_agents:
+                    await asyncio.to_thread(emulate_agents, info, sid, snapshot_id, n_jobs)
+                    break
+                if up and all(j.status == "running" for j in snap.jobs):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{sid}: not all running after 300 s: {snap}")
+                await asyncio.sleep(1.0)
+            setup_s = time.monotonic() - t_setup
+            await counted_cloud_clients(cloud, counter)
+            snap = await mon.refresh()  # warm: clients open, connections up
+            bad = [(j.jobnr, j.status) for j in snap.jobs if j.status != "running"]
+            assert len(snap.jobs) == n_jobs and not bad, (len(snap.jobs), bad[:5])
+            ids = [i.instance_id for i in snap.instances]
+            vols = [v.volume_id for v in snap.volumes]
+            ec2_raw = boto3_client(info, "ec2")
+            sdb_raw = boto3_client(info, "sdb")
+            raw_counter = CallCounter()
+            raw_counter.install(ec2_raw)
+            raw_counter.install(sdb_raw)
+            raw_refresh(ec2_raw, sdb_raw, sid)  # warm
+            await naive_refresh(cloud, sid, ids[:1], vols[:1], 1)  # warm
+            samples: dict[str, list[Sample]] = {"client": [], "naive": [], "raw": [], "raw_l": []}
+
+            async def timed(kind: str, cnt: CallCounter, fn: Any) -> Any:
+                cnt.reset()
+                t0 = time.perf_counter()
+                res = await fn()
+                wall = time.perf_counter() - t0
+                samples[kind].append(Sample(wall, cnt.total, cnt.bytes_received, dict(cnt.calls)))
+                return res
+
+            for _ in range(repeats):
+                snap = await timed("client", counter, mon.refresh)
+                assert len(snap.jobs) == n_jobs
+                raw = await timed(
+                    "raw",
+                    raw_counter,
+                    lambda: asyncio.to_thread(raw_refresh, ec2_raw, sdb_raw, sid),
+                )
+                assert len(raw["jobs"]) == n_jobs, len(raw["jobs"])
+                await timed(
+                    "raw_l",
+                    raw_counter,
+                    lambda: asyncio.to_thread(raw_refresh, ec2_raw, sdb_raw, sid, True),
+                )
+                naive = await timed(
+                    "naive", counter, lambda: naive_refresh(cloud, sid, ids, vols, n_jobs)
+                )
+                assert len(naive["jobs"]) == n_jobs
+            await session.cleanup(record, cloud=cloud)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        service.configure(info, boot_command=probe_boot_command())
+    return SizeResult(
+        n_jobs,
+        record.n_instances,
+        real_agents,
+        samples["client"],
+        samples["naive"],
+        samples["raw"],
+        samples["raw_l"],
+        setup_s,
+    )
+
+
+def run(info: Any, sizes: tuple[int, ...] = (10, 100, 1000), repeats: int = 5) -> list[SizeResult]:
+    from awsac_tui.local import service
+
+    snapshot_id = service.make_snapshot(
+        Path(__file__).resolve().parents[1] / "examples" / "eventgen" / "release", "bench: scale"
+    )
+    out = []
+    for n in sizes:
+        out.append(asyncio.run(measure_size(info, snapshot_id, n, repeats, real_agents=n <= 10)))
+    return out
+
+
+def summary(r: SizeResult) -> dict[str, float]:
+    def m(samples: list[Sample], attr: str) -> float:
+        return median([getattr(s, attr) for s in samples])
+
+    return {
+        kind + "_" + attr: m(getattr(r, kind), attr)
+        for kind in ("client", "naive", "raw", "raw_limit")
+        for attr in ("wall", "calls", "bytes")
+    }
+
+
+def main() -> None:
+    import sys
+
+    sizes = tuple(int(a) for a in sys.argv[1:]) or (10, 100)
+    with private_local_cloud(boot_delay=0.0) as (info, _state):
+        results = run(info, sizes, repeats=3)
+    for r in results:
+        s = summary(r)
+        print(
+            f"{r.n_jobs:5d} jobs {r.n_instances:4d} inst (real agents: {r.real_agents}, setup "
+            f"{r.setup_s:.1f} s): client {s['client_wall'] * 1000:.0f} ms {s['client_calls']:.0f} "
+            f"calls {s['client_bytes']:.0f} B | naive {s['naive_wall'] * 1000:.0f} ms "
+            f"{s['naive_calls']:.0f} calls | raw {s['raw_wall'] * 1000:.0f} ms "
+            f"{s['raw_calls']:.0f} calls | raw limit {s['raw_limit_wall'] * 1000:.0f} ms "
+            f"{s['raw_limit_calls']:.0f} calls"
+        )
+        print("   client ops:", r.client[-1].ops)
+
+
+if __name__ == "__main__":
+    main()
