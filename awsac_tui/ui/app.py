@@ -136,7 +136,8 @@ class AwsacApp(App[int]):
             self.report_error("results", exc)
             return
         modal.dismiss(None)
-        self.notify(f"{len(paths)} result file(s) in {self.results_dir / session_id}")
+        where = paths[0].parent if paths else self.results_dir
+        self.notify(f"{len(paths)} result file(s) in {where}")
 
     def cleanup_session(self, session_id: str, after: Callable[[], None] | None = None) -> None:
         def answered(yes: bool | None) -> None:
@@ -166,11 +167,12 @@ class AwsacApp(App[int]):
         if after:
             after()
 
-    def run_ssh(self, session_id: str, instance_id: str) -> None:
+    @work(group="verbs", exit_on_error=False)
+    async def run_ssh(self, session_id: str, instance_id: str) -> None:
         """Suspend the app and run ssh; when suspending is impossible, show the command."""
         try:
-            argv = self.backend.ssh_command(session_id, instance_id)
-        except AwsacError as exc:
+            argv = await self.backend.ssh_command(session_id, instance_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
             self.report_error("ssh", exc)
             return
         try:
@@ -180,6 +182,11 @@ class AwsacApp(App[int]):
             self.push_screen(MessageModal("ssh (run this in a terminal)", format_command(argv)))
         except OSError as exc:
             self.report_error("ssh", exc)
+
+    async def on_unmount(self) -> None:
+        close = getattr(self.backend, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def run_app(backend: Backend | None = None) -> int:

@@ -91,7 +91,10 @@ class ComposeChoices:
 
 @runtime_checkable
 class Backend(Protocol):
-    """The verbs the TUI calls. Implementations: FixedBackend here, LiveBackend in live.py."""
+    """The verbs the TUI calls. Implementations: FixedBackend here, LiveBackend in live.py.
+
+    Every coroutine runs on the app's event loop (async workers), never in a thread.
+    """
 
     def now(self) -> datetime:
         """The current time (a fixed clock in tests)."""
@@ -136,7 +139,9 @@ class Backend(Protocol):
         """Remove what is left of a session; returns what was removed, one line each."""
         ...
 
-    def ssh_command(self, session_id: str, instance_id: str) -> list[str]: ...
+    async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
+        """argv that opens a shell on the instance (ssh, or the local cloud's shell)."""
+        ...
 
 
 def summarize(
@@ -576,7 +581,7 @@ class FixedBackend:
         self.cleaned.add(session_id)
         return removed
 
-    def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
+    async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
         snap = self.snapshots.get(session_id)
         inst = (
             next((i for i in snap.instances if i.instance_id == instance_id), None)
