@@ -62,6 +62,7 @@ class CallCounter:
     """API calls (HTTP responses) and bytes of response bodies, counted by botocore event hooks."""
 
     calls: Counter[str] = field(default_factory=Counter)
+    op_seconds: Counter[str] = field(default_factory=Counter)  # before-call to after-call
     bytes_received: int = 0
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (time, op, "send"/"recv")
     keep_events: bool = False
@@ -72,6 +73,7 @@ class CallCounter:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.op_seconds.clear()
         self.bytes_received = 0
         self.events.clear()
 
@@ -94,9 +96,21 @@ class CallCounter:
         if self.keep_events:
             self.events.append((time.time(), name, "recv"))
 
+    def _before_call(self, model: Any = None, context: Any = None, **kw: Any) -> None:
+        if isinstance(context, dict):
+            context["awsac_bench_t0"] = time.perf_counter()
+
+    def _after_call(self, model: Any = None, context: Any = None, **kw: Any) -> None:
+        t0 = context.get("awsac_bench_t0") if isinstance(context, dict) else None
+        if t0 is not None:
+            name = f"{model.service_model.service_id.hyphenize()}:{model.name}"
+            self.op_seconds[name] += time.perf_counter() - t0
+
     def install(self, client: Any) -> Any:
         """Count every call of ``client`` (boto3 or aiobotocore); returns the client."""
         client.meta.events.register("before-parse", self._before_parse)
+        client.meta.events.register("before-call", self._before_call)
+        client.meta.events.register("after-call", self._after_call)
         return client
 
 

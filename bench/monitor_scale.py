@@ -6,9 +6,11 @@ All three read the same session on the same local cloud, interleaved, in the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ class Sample:
     calls: int
     bytes: int
     ops: dict[str, int]
+    op_seconds: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ class SizeResult:
     naive: list[Sample]
     raw: list[Sample]
     raw_limit: list[Sample]
+    client_fix: list[Sample]
     setup_s: float
+    profile: str = ""
 
 
 def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
@@ -116,6 +121,38 @@ def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) ->
             )
 
 
+@contextlib.contextmanager
+def proposed_fix() -> Iterator[None]:
+    """The fix this benchmark proposes, applied by patching (our code is not edited here):
+    DescribeVolumes runs concurrently with DescribeInstances, and the select asks for
+    ``limit 2500`` (one page of up to 2,500 items instead of SimpleDB's default 100)."""
+    import awsac_tui.session as sessmod
+    import awsac_tui.store.simpledb as sdbmod
+
+    orig_i, orig_v, orig_sel = (
+        sessmod.describe_instances,
+        sessmod.describe_volumes,
+        sdbmod.select_all_jobs,
+    )
+    pending: dict[str, asyncio.Future[Any]] = {}
+
+    async def instances(cloud: Any, sid: str) -> Any:
+        pending[sid] = asyncio.ensure_future(orig_v(cloud, sid))
+        return await orig_i(cloud, sid)
+
+    async def volumes(cloud: Any, sid: str) -> Any:
+        task = pending.pop(sid, None)
+        return await task if task is not None else await orig_v(cloud, sid)
+
+    sessmod.describe_instances, sessmod.describe_volumes = instances, volumes
+    sdbmod.select_all_jobs = lambda sid: orig_sel(sid) + " limit 2500"
+    try:
+        yield
+    finally:
+        sessmod.describe_instances, sessmod.describe_volumes = orig_i, orig_v
+        sdbmod.select_all_jobs = orig_sel
+
+
 async def naive_refresh(cloud: Any, session_id: str, ids: list[str], vols: list[str], n: int):
     """Describe each instance and each volume by id, read each job item one by one."""
     from awsac_agent.status import domain_name, item_name
@@ -165,7 +202,7 @@ def raw_refresh(ec2: Any, sdb: Any, session_id: str, limit: bool = False) -> dic
 
 
 async def measure_size(
-    info: Any, snapshot_id: str, n_jobs: int, repeats: int, real_agents: bool
+    info: Any, snapshot_id: str, n_jobs: int, repeats: int, real_agents: bool, profile: bool = False
 ) -> SizeResult:
     from awsac_tui import session
     from awsac_tui.cloud import Cloud
@@ -212,19 +249,28 @@ async def measure_size(
             raw_counter.install(sdb_raw)
             raw_refresh(ec2_raw, sdb_raw, sid)  # warm
             await naive_refresh(cloud, sid, ids[:1], vols[:1], 1)  # warm
-            samples: dict[str, list[Sample]] = {"client": [], "naive": [], "raw": [], "raw_l": []}
+            samples: dict[str, list[Sample]] = {
+                k: [] for k in ("client", "naive", "raw", "raw_l", "fix")
+            }
 
             async def timed(kind: str, cnt: CallCounter, fn: Any) -> Any:
                 cnt.reset()
                 t0 = time.perf_counter()
                 res = await fn()
                 wall = time.perf_counter() - t0
-                samples[kind].append(Sample(wall, cnt.total, cnt.bytes_received, dict(cnt.calls)))
+                samples[kind].append(
+                    Sample(
+                        wall, cnt.total, cnt.bytes_received, dict(cnt.calls), dict(cnt.op_seconds)
+                    )
+                )
                 return res
 
             for _ in range(repeats):
                 snap = await timed("client", counter, mon.refresh)
                 assert len(snap.jobs) == n_jobs
+                with proposed_fix():
+                    fixed = await timed("fix", counter, mon.refresh)
+                assert fixed.jobs == snap.jobs or len(fixed.jobs) == n_jobs
                 raw = await timed(
                     "raw",
                     raw_counter,
@@ -240,6 +286,15 @@ async def measure_size(
                     "naive", counter, lambda: naive_refresh(cloud, sid, ids, vols, n_jobs)
                 )
                 assert len(naive["jobs"]) == n_jobs
+            profile_text = ""
+            if profile:
+                from pyinstrument import Profiler
+
+                prof = Profiler(interval=0.001, async_mode="enabled")
+                prof.start()
+                await mon.refresh()
+                prof.stop()
+                profile_text = prof.output_text(unicode=False, color=False)
             await session.cleanup(record, cloud=cloud)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -252,7 +307,9 @@ async def measure_size(
         samples["naive"],
         samples["raw"],
         samples["raw_l"],
+        samples["fix"],
         setup_s,
+        profile_text,
     )
 
 
@@ -264,7 +321,8 @@ def run(info: Any, sizes: tuple[int, ...] = (10, 100, 1000), repeats: int = 5) -
     )
     out = []
     for n in sizes:
-        out.append(asyncio.run(measure_size(info, snapshot_id, n, repeats, real_agents=n <= 10)))
+        coro = measure_size(info, snapshot_id, n, repeats, real_agents=n <= 10, profile=n >= 1000)
+        out.append(asyncio.run(coro))
     return out
 
 
@@ -274,7 +332,7 @@ def summary(r: SizeResult) -> dict[str, float]:
 
     return {
         kind + "_" + attr: m(getattr(r, kind), attr)
-        for kind in ("client", "naive", "raw", "raw_limit")
+        for kind in ("client", "naive", "raw", "raw_limit", "client_fix")
         for attr in ("wall", "calls", "bytes")
     }
 
@@ -293,9 +351,13 @@ def main() -> None:
             f"calls {s['client_bytes']:.0f} B | naive {s['naive_wall'] * 1000:.0f} ms "
             f"{s['naive_calls']:.0f} calls | raw {s['raw_wall'] * 1000:.0f} ms "
             f"{s['raw_calls']:.0f} calls | raw limit {s['raw_limit_wall'] * 1000:.0f} ms "
-            f"{s['raw_limit_calls']:.0f} calls"
+            f"{s['raw_limit_calls']:.0f} calls | fix {s['client_fix_wall'] * 1000:.0f} ms "
+            f"{s['client_fix_calls']:.0f} calls"
         )
-        print("   client ops:", r.client[-1].ops)
+        print("   client ops:", r.client[-1].ops, r.client[-1].op_seconds)
+        print("   raw ops:", r.raw[-1].ops, r.raw[-1].op_seconds)
+        if r.profile:
+            print(r.profile[:6000])
 
 
 if __name__ == "__main__":
