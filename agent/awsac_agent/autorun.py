@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -94,6 +95,7 @@ class Autorun:
             f"  session {ud.session_id}, bucket {ud.bucket}, archive {ud.archive_name}, "
             f"cores per instance {ud.cores_per_instance}"
         )
+        self.start_lease_watchdog(ud.get("lease_h"))
         step = "setting up"
         try:
             self.region = os.environ.get("AWS_DEFAULT_REGION") or self.imds.region()
@@ -150,6 +152,30 @@ class Autorun:
             log.exception(f"# ERROR in step '{step}'", exc)
             self.terminate(f"step '{step}' failed: {describe(exc)}")
             return 1
+
+    def start_lease_watchdog(self, lease_h: Optional[str]) -> Optional[threading.Timer]:
+        """Terminate this instance when the session's lease (``lease_h`` hours) is over.
+
+        The worker ends its jobs at the lease; this is the hard stop after a grace period
+        (a quarter of the lease, at most 5 min) for anything that hangs (download, worker, tear down).
+        """
+        try:
+            hours = float(lease_h) if lease_h else 0.0
+        except ValueError:
+            hours = 0.0
+        if hours <= 0:
+            return None
+        seconds = hours * 3600
+        grace = min(300.0, seconds / 4)
+        self.log(
+            f"  session lease: {hours:g} h; this instance ends itself by then (+{grace:.0f} s)"
+        )
+        timer = threading.Timer(
+            seconds + grace, self.terminate, args=(f"the session lease of {hours:g} h is over",)
+        )
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def terminate(self, why: str) -> None:
         """Terminate this instance (so nothing leaks), unless --keep-instance."""

@@ -7,18 +7,31 @@ the first N matching calls through, ``fail=N`` then fails the next N (default 1)
 sets the HTTP status (default 503 for ServiceUnavailable/SlowDown, 500 otherwise). Operation ``*``
 matches every operation of the service. The failure is raised as botocore raises a real one
 (a ClientError subclass), via a ``before-call`` event hook, so botocore's own retries do not hide it.
+
+More options: ``for=S`` fails every matching call during S seconds from the first one (after
+``skip``) instead of counting; ``delay=S`` holds each chosen call S seconds first (without an error
+code a delay-only rule lets the call through). Rules of the pseudo-service ``agent`` act on the
+agent itself at a named step: ``agent:kill:step=run[:after=S]`` SIGKILLs the worker,
+``agent:interrupt:step=run[:after=S]`` terminates the instance with no tear down (a spot
+interruption), ``agent:hang:job=N`` makes job N hang. Besides ``AWSAC_FAULTS``, the agent on the
+local cloud reads a session's own rules from ``awsac_faults.cfg`` in the session archive.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .errors import FormatError
 
 ENV = "AWSAC_FAULTS"
+SESSION_FILE = "awsac_faults.cfg"
+AGENT = "agent"
+AGENT_ACTIONS = ("kill", "interrupt", "hang")
 _SERVICE_IDS = {"sdb": "simpledb", "simpledb": "simpledb", "s3": "s3", "ec2": "ec2", "sts": "sts"}
 
 
@@ -33,6 +46,15 @@ class FaultRule:
     code: str = "InternalError"
     status: int = 500
     match: str = ""
+    seconds: float = 0.0  # for=S: fail every matching call during S seconds
+    delay: float = 0.0  # delay=S: hold each chosen call S seconds
+    step: str = ""  # agent rules: the step they act at
+    after: float = 0.0  # agent rules: seconds into the step
+    job: int = 0  # agent:hang: the job that hangs
+
+    @property
+    def delay_only(self) -> bool:
+        return self.delay > 0 and self.code == ""
 
     def matches(self, service_id: str, operation: str, request: str = "") -> bool:
         if self.service != service_id or self.operation not in ("*", operation):
@@ -41,9 +63,13 @@ class FaultRule:
 
 
 def parse_faults(text: str) -> List[FaultRule]:
-    """Parse an ``AWSAC_FAULTS`` value; an unknown form is a FormatError naming the rule."""
+    """Parse an ``AWSAC_FAULTS`` value; an unknown form is a FormatError naming the rule.
+
+    Rules are separated by commas or new lines; ``#`` starts a comment (for ``awsac_faults.cfg``).
+    """
     rules: List[FaultRule] = []
-    for raw in (text or "").split(","):
+    lines = [line.split("#", 1)[0] for line in (text or "").splitlines()]
+    for raw in ",".join(lines).split(","):
         raw = raw.strip()
         if not raw:
             continue
@@ -56,21 +82,40 @@ def parse_faults(text: str) -> List[FaultRule]:
         for p in parts[2:]:
             if "=" in p:
                 k, v = p.split("=", 1)
-                if k in ("fail", "skip", "status"):
+                if k in ("fail", "skip", "status", "job"):
                     if not v.isdigit():
                         raise FormatError(f"{ENV}: {k}={v!r} in rule {raw!r} must be a number")
                     opts[k] = int(v)
+                elif k in ("for", "delay", "after"):
+                    try:
+                        opts["seconds" if k == "for" else k] = float(v)
+                    except ValueError:
+                        raise FormatError(
+                            f"{ENV}: {k}={v!r} in rule {raw!r} must be a number of seconds"
+                        ) from None
                 elif k == "code":
                     code = v
-                elif k == "match":
-                    opts["match"] = v
+                elif k in ("match", "step"):
+                    opts[k] = v
                 else:
                     raise FormatError(
-                        f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, code, match)"
+                        f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, "
+                        "code, match, for, delay, step, after, job)"
                     )
             elif p:
                 code = p
-        code = code or "InternalError"
+        if service == AGENT:
+            if parts[1] not in AGENT_ACTIONS:
+                raise FormatError(
+                    f"{ENV}: rule {raw!r}: the agent can {', '.join(AGENT_ACTIONS)}, not {parts[1]!r}"
+                )
+            if parts[1] == "hang" and not opts.get("job"):
+                raise FormatError(f"{ENV}: rule {raw!r} needs job=N (the job that hangs)")
+            if parts[1] != "hang" and not opts.get("step"):
+                raise FormatError(f"{ENV}: rule {raw!r} needs step=NAME (e.g. step=run)")
+            code = code or ""
+        elif code is None:
+            code = "" if opts.get("delay") else "InternalError"
         status = opts.pop("status", 503 if code in ("ServiceUnavailable", "SlowDown") else 500)
         rules.append(FaultRule(service, parts[1], code=code, status=status, **opts))
     return rules
@@ -85,31 +130,79 @@ class _FakeHttp:
 
 
 class FaultPlan:
-    """The process-wide fault counters; ``install(client)`` hooks a boto3 client."""
+    """The process-wide fault counters; ``install(client)`` hooks a boto3 (or aiobotocore) client."""
 
     def __init__(self, rules: List[FaultRule]) -> None:
         self.rules = rules
         self._seen = [0] * len(rules)
+        self._first: List[Optional[float]] = [None] * len(rules)
+        self._fired: Set[int] = set()
         self.injected: List[Tuple[str, str, str]] = []
         self._lock = threading.Lock()
+
+    def extend(self, rules: List[FaultRule]) -> None:
+        """Add rules (a session's ``awsac_faults.cfg``) with fresh counters."""
+        with self._lock:
+            self.rules = self.rules + list(rules)
+            self._seen += [0] * len(rules)
+            self._first += [None] * len(rules)
 
     def _decide(self, service_id: str, operation: str, request: str = "") -> Optional[FaultRule]:
         with self._lock:
             for i, rule in enumerate(self.rules):
-                if rule.matches(service_id, operation, request):
-                    n = self._seen[i]
-                    self._seen[i] += 1
-                    if rule.skip <= n < rule.skip + rule.fail:
-                        self.injected.append((service_id, operation, rule.code))
-                        return rule
+                if rule.service == AGENT or not rule.matches(service_id, operation, request):
+                    continue
+                n = self._seen[i]
+                self._seen[i] += 1
+                if n < rule.skip:
+                    continue
+                if rule.seconds > 0:
+                    now = time.monotonic()
+                    if self._first[i] is None:
+                        self._first[i] = now
+                    chosen = now - (self._first[i] or now) < rule.seconds
+                else:
+                    chosen = n < rule.skip + rule.fail
+                if chosen:
+                    self.injected.append(
+                        (service_id, operation, rule.code or f"delay {rule.delay:g}s")
+                    )
+                    return rule
         return None
 
-    def install(self, client: Any) -> Any:
-        """Register the hook on ``client`` (a no-op without rules); returns the client."""
-        if not self.rules:
-            return client
+    def _answer(self, rule: FaultRule) -> Optional[Tuple[_FakeHttp, Dict[str, Any]]]:
+        if rule.delay_only:
+            return None
+        parsed = {
+            "Error": {"Code": rule.code, "Message": f"injected by {ENV}"},
+            "ResponseMetadata": {"HTTPStatusCode": rule.status, "RetryAttempts": 0},
+        }
+        return _FakeHttp(rule.status), parsed
+
+    def install(self, client: Any, asynchronous: bool = False) -> Any:
+        """Register the hook on ``client`` (a no-op without rules for its service); returns it.
+
+        ``asynchronous`` for aiobotocore clients: the hook is a coroutine, so a delay does not
+        block the event loop.
+        """
         service_id = client.meta.service_model.service_id.hyphenize()
         if not any(r.service == service_id for r in self.rules):
+            return client
+
+        if asynchronous:
+            import asyncio
+
+            async def ahook(
+                model: Any, params: Any = None, **kwargs: Any
+            ) -> Optional[Tuple[_FakeHttp, Dict[str, Any]]]:
+                rule = self._decide(service_id, model.name, _request_text(params))
+                if rule is None:
+                    return None
+                if rule.delay:
+                    await asyncio.sleep(rule.delay)
+                return self._answer(rule)
+
+            client.meta.events.register(f"before-call.{service_id}", ahook)
             return client
 
         def hook(
@@ -118,14 +211,32 @@ class FaultPlan:
             rule = self._decide(service_id, model.name, _request_text(params))
             if rule is None:
                 return None
-            parsed = {
-                "Error": {"Code": rule.code, "Message": f"injected by {ENV}"},
-                "ResponseMetadata": {"HTTPStatusCode": rule.status, "RetryAttempts": 0},
-            }
-            return _FakeHttp(rule.status), parsed
+            if rule.delay:
+                time.sleep(rule.delay)
+            return self._answer(rule)
 
         client.meta.events.register(f"before-call.{service_id}", hook)
         return client
+
+    # ---- agent rules -------------------------------------------------------------------------
+    def step_rules(self, step: str, elapsed: float = 0.0) -> List[FaultRule]:
+        """Agent rules (kill, interrupt) due at ``step`` after ``elapsed`` seconds; each fires once."""
+        due: List[FaultRule] = []
+        with self._lock:
+            for i, rule in enumerate(self.rules):
+                if rule.service != AGENT or rule.step != step or i in self._fired:
+                    continue
+                if elapsed >= rule.after:
+                    self._fired.add(i)
+                    self.injected.append((AGENT, rule.operation, step))
+                    due.append(rule)
+        return due
+
+    def hangs(self, jobnr: int) -> bool:
+        """Whether an ``agent:hang:job=N`` rule makes this job hang."""
+        return any(
+            r.service == AGENT and r.operation == "hang" and r.job == jobnr for r in self.rules
+        )
 
 
 def _request_text(params: Any) -> str:
@@ -158,3 +269,16 @@ def reset(text: Optional[str] = None) -> FaultPlan:
     global _PLAN
     _PLAN = FaultPlan(parse_faults(os.environ.get(ENV, "") if text is None else text))
     return _PLAN
+
+
+def load_session_file(session_dir: Path) -> List[FaultRule]:
+    """Add the rules of ``awsac_faults.cfg`` in an extracted session archive to the plan.
+
+    Only on the local cloud (``AWSAC_DEVICE_PROVIDER=local``): on a real cloud the file is ignored.
+    """
+    path = Path(session_dir) / SESSION_FILE
+    if os.environ.get("AWSAC_DEVICE_PROVIDER") != "local" or not path.is_file():
+        return []
+    rules = parse_faults(path.read_text(encoding="utf-8"))
+    plan().extend(rules)
+    return rules

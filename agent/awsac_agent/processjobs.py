@@ -19,7 +19,7 @@ from typing import IO, Any, Dict, List, Optional, Sequence
 
 from boto3.s3.transfer import TransferConfig
 
-from . import s3layout
+from . import faults, s3layout
 from .agentlog import AgentLog
 from .assignment import jobs_for_instance
 from .aws import Clients
@@ -73,6 +73,7 @@ class Settings:
     live_tail_bytes: int = 64 * 1024
     keep_instance: bool = False
     keep_instance_on_failure_min: float = 0.0
+    status_flush_seconds: float = 300.0
 
     @property
     def session_info_dir(self) -> Path:
@@ -102,6 +103,7 @@ class Settings:
             volume_timeout_seconds=_env_float("AWSAC_VOLUME_TIMEOUT_SECONDS", 300.0),
             waiter_delay_seconds=max(0.1, _env_float("AWSAC_WAITER_DELAY_SECONDS", 5.0)),
             live_tail_bytes=int(_env_float("AWSAC_LIVE_TAIL_BYTES", 64 * 1024)),
+            status_flush_seconds=_env_float("AWSAC_STATUS_FLUSH_SECONDS", 300.0),
             keep_instance=bool(args.keep_instance),
             keep_instance_on_failure_min=float(args.keep_instance_on_failure or 0.0),
         )
@@ -134,6 +136,7 @@ class RunningJob:
     term_sent: Optional[float] = None
     kill_sent: bool = False
     live_size: int = -1
+    timeout_reason: Optional[str] = None
 
 
 @dataclass
@@ -191,6 +194,7 @@ class Worker:
         self.outcomes: Dict[int, Outcome] = {}
         self.failure: Optional[str] = None
         self.started = time.monotonic()
+        self.unsynced: Dict[int, None] = {}  # jobs whose last status update did not reach the store
 
     # ---- helpers -------------------------------------------------------------------------
     @property
@@ -215,12 +219,50 @@ class Worker:
         assert self.store is not None
         try:
             self.store.update(jobnr, **attrs)
+            self.unsynced.pop(jobnr, None)
             shown = ", ".join(f"{k}={v}" for k, v in attrs.items() if v is not None)
             self.log(f"  status job{jobnr}: {shown}")
         except Exception as exc:  # noqa: BLE001 - the job goes on; the next update rewrites the record
+            self.unsynced[jobnr] = None
             self.log(
                 f"  status job{jobnr}: update failed ({describe(exc)}); will be rewritten next time"
             )
+
+    def flush_statuses(self) -> None:
+        """Write the records whose last update failed (e.g. a throttled store) until they stick."""
+        if self.store is None or not self.unsynced:
+            return
+        deadline = time.monotonic() + self.s.status_flush_seconds
+        delay = 1.0
+        while self.unsynced:
+            for jobnr in list(self.unsynced):
+                try:
+                    self.store.update(jobnr)
+                    self.unsynced.pop(jobnr, None)
+                    self.log(f"  status job{jobnr}: written after earlier failures")
+                except Exception as exc:  # noqa: BLE001 - try again until the deadline
+                    if time.monotonic() > deadline:
+                        self.log(f"  status job{jobnr}: could not be written: {describe(exc)}")
+                        return
+            if self.unsynced:
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def fault_step(self, step: str, elapsed: float = 0.0) -> None:
+        """Carry out the injected agent faults due at ``step`` (tests; see faults.py)."""
+        for rule in faults.plan().step_rules(step, elapsed):
+            if rule.operation == "kill":
+                self.log(f"# injected fault: killing the worker (SIGKILL) at step '{step}'")
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif rule.operation == "interrupt":
+                self.log(f"# injected fault: interrupting this instance at step '{step}'")
+                iid = self.instance_id or self.imds.instance_id()
+                import boto3
+
+                boto3.session.Session(region_name=self.clients.region).client(
+                    "ec2"
+                ).terminate_instances(InstanceIds=[iid])
+                time.sleep(3600)  # the hypervisor ends us
 
     def upload(self, path: Path, key: str) -> None:
         """Upload a file with the transfer manager (multipart when large), retrying with backoff."""
@@ -397,8 +439,16 @@ class Worker:
         fh = open(log_path, "ab")
         self.log(f"# preparing job {job.jobnr}...")
         self.log(f"  cwd for job: {job_dir}; running /bin/sh {script}")
+        command = ["/bin/sh", str(script)]
+        if faults.plan().hangs(job.jobnr):
+            self.log(f"  injected fault: job {job.jobnr} hangs")
+            command = [
+                "/bin/sh",
+                "-c",
+                'echo "job $AWSAC_JOB_NUMBER hangs (injected)"; sleep 86400',
+            ]
         proc = subprocess.Popen(
-            ["/bin/sh", str(script)],
+            command,
             cwd=str(job_dir),
             stdin=subprocess.DEVNULL,
             stdout=fh,
@@ -418,6 +468,8 @@ class Worker:
     def request_end(self, rj: RunningJob, reason: str, why: str) -> None:
         if rj.end_reason is None:
             rj.end_reason = reason
+            if reason == "timeout":
+                rj.timeout_reason = why
             rj.term_sent = time.monotonic()
             self.log(f"  job {rj.job.jobnr}: {why}; sending SIGTERM to its process group")
             self._signal(rj, signal.SIGTERM)
@@ -489,9 +541,11 @@ class Worker:
         lease_h = _float_or_none(self.ud.get("lease_h")) if self.ud else None
         self.log(f"# initialize running jobs ({len(queue)} to run, at most {cpi} at once)...")
         next_poll = 0.0
+        run_started = time.monotonic()
         while queue or self.running:
             while queue and len(self.running) < cpi:
                 self.start_job(queue.pop(0))
+            self.fault_step("run", time.monotonic() - run_started)
             for n, rj in list(self.running.items()):
                 if rj.proc.poll() is not None:
                     del self.running[n]
@@ -536,11 +590,11 @@ class Worker:
         if rj.end_reason == "killed":
             status, error = KILLED, error or "killed on request"
         elif rj.end_reason == "timeout":
-            status = FAILED
-            limit = self.ud.get("max_job_min") if self.ud else None
-            error = f"timeout: ran longer than max_job_min={limit} min" + (
-                f"; {error}" if error else ""
+            status = KILLED
+            limit = rj.timeout_reason or (
+                f"ran longer than max_job_min={self.ud.get('max_job_min') if self.ud else None} min"
             )
+            error = f"timeout: {limit}" + (f"; {error}" if error else "")
         else:
             status = FAILED if error else FINISHED
         self.set_status(n, status=status, saveendtime=utcnow_iso(), results=results, error=error)
@@ -675,8 +729,13 @@ class Worker:
         step = "plan"
         previous = signal.signal(signal.SIGTERM, _sigterm)
         try:
+            rules = faults.load_session_file(self.s.session_dir)
+            if rules:
+                self.log(f"# injected faults from {faults.SESSION_FILE}: {len(rules)} rule(s)")
+            self.fault_step("plan")
             self.plan()
             step = "volumes"
+            self.fault_step("volumes")
             self.setup_volumes()
             step = "run"
             self.run_jobs()
@@ -692,7 +751,9 @@ class Worker:
                 self.fail_unfinished(self.failure or "the agent stopped before this job ran")
             except Exception as exc:  # noqa: BLE001
                 self.log(f"  marking unfinished jobs failed: {describe(exc)}")
+            self.flush_statuses()
             self.log(f"# tear down ({time.monotonic() - self.started:.1f} s since start)...")
+            self.fault_step("teardown")
             self.teardown_volumes()
             self.upload_own_log()
             self.terminate()

@@ -36,6 +36,7 @@ from awsac_tui.local.runner import InstanceRunner
 log = logging.getLogger("awsac.local.server")
 
 _runner: InstanceRunner | None = None
+MOTO_DEFAULT_CLIENT_TOKEN = "ABCDE"  # what moto's RunInstances passes when no ClientToken is given
 
 
 def runner() -> InstanceRunner | None:
@@ -63,7 +64,15 @@ def install_ec2_patches() -> None:
     original_detach = EBSBackend.detach_volume
 
     def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # EC2 makes RunInstances idempotent per ClientToken (a retried call returns the first
+        # reservation instead of launching a second one); moto does not, so we do it here.
+        token = kwargs.get("client_token")
+        tokens: dict[str, Any] = self.__dict__.setdefault("_awsac_client_tokens", {})
+        if token and token != MOTO_DEFAULT_CLIENT_TOKEN and token in tokens:
+            return tokens[token]
         reservation = original_run(self, *args, **kwargs)
+        if token and token != MOTO_DEFAULT_CLIENT_TOKEN:
+            tokens[token] = reservation
         if _runner is not None:
             _runner.launched(list(reservation.instances))
         return reservation

@@ -322,7 +322,7 @@ def test_credentials_in_job_output_are_redacted(
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_job_over_max_job_min_fails_with_timeout(
+def test_job_over_max_job_min_is_killed_with_timeout(
     store: str, tmp_path: Path, local_cloud: Any, boto3_client: Any, release_snapshot: str
 ) -> None:
     jobs = f"{release_snapshot};long.sh;1\n"
@@ -337,7 +337,7 @@ def test_job_over_max_job_min_fails_with_timeout(
     )
     sess.wait_terminated(timeout=60)
     (rec,) = sess.records
-    assert rec.status == FAILED and (rec.error or "").startswith("timeout")
+    assert rec.status == KILLED and (rec.error or "").startswith("timeout")
     _no_volumes_left(sess)
 
 
