@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from . import faults as _faults
 from .spec import CloudProfile
 
 LOCAL_ACCESS_KEY = "testing"
@@ -206,7 +207,7 @@ class Cloud:
             client = await self._stack.enter_async_context(
                 self._session.create_client(service, **kwargs)
             )
-            self._clients[service] = client
+            self._clients[service] = _faults.install(client, self.profile.local)
             return client
 
 
