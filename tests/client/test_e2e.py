@@ -257,13 +257,20 @@ def test_console_terminate_and_lost(
     assert rc == 2
     rc, out, err = cli("terminate", sid, iid)
     assert rc == 0, err
+    # the agent gets SIGTERM and reports the job as it ends
+    poll(cli, sid, lambda s: s["instances"][0]["state"] == "terminated")
+    poll(cli, sid, lambda s: s["jobs"][0]["status"] in ("failed", "lost"))
+    # an agent that died without a word: the store still says running, the instance is gone
+    s3 = boto3_client("s3")
+    key = f"{sid}/status/job1.json"
+    record = json.loads(s3.get_object(Bucket="atlassessions", Key=key)["Body"].read())
+    stale = {**record, "status": "running", "error": None}
+    s3.put_object(Bucket="atlassessions", Key=key, Body=json.dumps(stale))
     snap = poll(cli, sid, lambda s: s["jobs"][0]["status"] == "lost")
     assert iid in snap["jobs"][0]["error"]
     # written back: the status store itself now says lost
-    body = boto3_client("s3").get_object(Bucket="atlassessions", Key=f"{sid}/status/job1.json")[
-        "Body"
-    ]
-    assert json.loads(body.read())["status"] == "lost"
+    body = s3.get_object(Bucket="atlassessions", Key=key)["Body"].read()
+    assert json.loads(body)["status"] == "lost"
     rc, _, _ = cli("cleanup", sid, "--yes")
     assert rc == 0 and tagged(boto3_client, sid) == ([], [], [])
 

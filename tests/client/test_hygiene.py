@@ -43,7 +43,14 @@ def test_the_ast_check_sees_a_boto3_import(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_monitor_refresh_has_no_slow_callback(aws_env, local_cloud, caplog) -> None:
+def test_monitor_refresh_has_no_slow_callback(aws_env, local_cloud, caplog, monkeypatch) -> None:
+    import urllib3.connectionpool
+
+    def blocking_http(*args, **kwargs):
+        raise AssertionError("a synchronous (urllib3) HTTP request ran during a refresh")
+
+    # botocore's synchronous transport is urllib3: trap it, so a blocking call fails for sure
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", blocking_http)
     from awsac_tui.cloud import Cloud
     from awsac_tui.monitor import Monitor
     from awsac_tui.records import SessionRecord
@@ -68,7 +75,8 @@ def test_monitor_refresh_has_no_slow_callback(aws_env, local_cloud, caplog) -> N
             await mon.refresh()  # opens the ec2 client (loading its model is one-off work)
             loop = asyncio.get_running_loop()
             loop.set_debug(True)
-            loop.slow_callback_duration = 0.1
+            # generous: the 2-core CI machine preempts us; a blocking cloud call takes longer
+            loop.slow_callback_duration = 0.5
             snaps = [await mon.refresh() for _ in range(3)]
             loop.set_debug(False)
             return len(snaps[-1].jobs)
