@@ -172,7 +172,13 @@ async def cmd_start(args: argparse.Namespace, out: Output) -> int:
         out.quiet = True
     out.say(f"# starting new session from {spec_path}")
     async with Cloud(prof) as cloud:
-        plan = await session.plan_start(spec_path, archive=args.archive, cloud=cloud, say=out.say)
+        plan = await session.plan_start(
+            spec_path,
+            archive=args.archive,
+            cloud=cloud,
+            say=out.say,
+            keep_instance_on_failure=getattr(args, "keep_instance_on_failure", None),
+        )
         out.say(f"# ----- shortdescription of new session: {plan.spec.shortdescr.upper()} -----")
         out.say(f"# {plan.summary()}")
         out.say(f"# session ID: {plan.session_id}")
@@ -389,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print {session_id, reservation_id, record}"
     )
     sp.add_argument("--write-cfg", action="store_true", help="also write session-<id>.cfg here")
+    sp.add_argument(
+        "--keep-instance-on-failure",
+        type=float,
+        metavar="MINUTES",
+        help="keep an instance where something failed up MINUTES for debugging, then terminate it",
+    )
 
     sp = add("check", "show the state of a session")
     sp.add_argument("--json", action="store_true")

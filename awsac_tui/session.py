@@ -160,6 +160,7 @@ async def plan_start(
     say: Say = _quiet,
     spec: SessionSpec | None = None,
     jobs: Sequence[jobscfg.JobLine] | None = None,
+    keep_instance_on_failure: float | None = None,
 ) -> StartPlan:
     """Validate everything up front (all problems at once) and prepare the session archive.
 
@@ -220,6 +221,8 @@ async def plan_start(
             extra["max_job_min"] = f"{spec.max_job_minutes:g}"
         if spec.max_session_hours:
             extra["lease_h"] = f"{spec.max_session_hours:g}"
+        if keep_instance_on_failure:  # minutes a failed instance stays up for debugging
+            extra["keep_fail_min"] = f"{keep_instance_on_failure:g}"
         ud = build_userdata(UserData(session_id, spec.bucket, archive_name, cpi, extra))
         if spec.image_mode == "stock":
             from awsac_agent.userdata import wrap_cloud_init
