@@ -182,13 +182,18 @@ class Monitor:
         from awsac_agent.status import TERMINAL, parse_iso
 
         from .session import describe_instances, describe_volumes
+        from .sweep import last_good as _last_good
+        from .sweep import sweep_session
 
         sid = self.record.session_id
         raw_instances = await describe_instances(self.cloud, sid)
         raw_volumes = await describe_volumes(self.cloud, sid)
-        store_records = {r.jobnr: r for r in await self.store.read_all()}
+        try:
+            store_records = {r.jobnr: r for r in await self.store.read_all()}
+        except Exception as exc:  # noqa: BLE001 - throttled store: last good snapshot + notice
+            return _last_good(self, exc)
         now = datetime.now(UTC)
-        notices: list[str] = []
+        notices: list[str] = await sweep_session(self, raw_instances, now)
 
         instances: dict[int | None, InstanceView] = {}
         views: list[InstanceView] = []

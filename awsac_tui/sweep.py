@@ -1,0 +1,117 @@
+"""The client's second line of defence at each refresh: the session lease and interrupted starts.
+
+The agent ends its own instance when the session's lease (``max_session_hours``) is over; an
+instance whose agent never ran (bad image, broken user-data) cannot, so the client terminates
+any instance of the session still alive past the lease. A record left in ``starting`` (the client
+was killed during ``start``) is resolved from what the cloud holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from awsac_agent.userdata import parse_userdata
+
+from .cloud import cloud_errors
+
+ALIVE = ("pending", "running", "stopping", "stopped")
+
+
+def lease_seconds(record: Any) -> float | None:
+    """The session's lease in seconds from its user-data (``lease_h``), or None when unknown."""
+    from awsac_agent.autorun import session_string
+
+    ud = parse_userdata(session_string(record.runuserdata or ""))
+    try:
+        hours = float(ud.get("lease_h") or 0) if ud else 0.0
+    except ValueError:
+        return None
+    return hours * 3600 if hours > 0 else None
+
+
+def sweep_deadline(lease: float) -> float:
+    """Seconds after launch at which the client terminates: the agent's hard stop, twice over."""
+    return lease + 2 * min(300.0, lease / 4)
+
+
+async def sweep_session(
+    monitor: Any, raw_instances: list[dict[str, Any]], now: datetime
+) -> list[str]:
+    """Terminate instances past the lease; resolve a ``starting`` record. Returns notices."""
+    notices: list[str] = []
+    record = monitor.record
+    sid = record.session_id
+    if record.state == "starting":
+        notices.append(await _resolve_starting(monitor, raw_instances))
+    lease = lease_seconds(monitor.record)
+    if lease is None:
+        return notices
+    late = [
+        i["InstanceId"]
+        for i in raw_instances
+        if i["State"]["Name"] in ALIVE
+        and isinstance(i.get("LaunchTime"), datetime)
+        and (now - i["LaunchTime"]).total_seconds() > sweep_deadline(lease)
+    ]
+    if late:
+        ec2 = await monitor.cloud.client("ec2")
+        async with cloud_errors("TerminateInstances (session lease)"):
+            await ec2.terminate_instances(InstanceIds=late)
+        notices.append(
+            f"instance(s) {', '.join(late)} of {sid} outlived the session lease of "
+            f"{lease / 3600:g} h (max_session_hours): terminated by the client"
+        )
+    return notices
+
+
+async def _resolve_starting(monitor: Any, raw_instances: list[dict[str, Any]]) -> str:
+    from . import records
+
+    record = monitor.record
+    sid = record.session_id
+    if raw_instances:
+        if getattr(record, "path", None) is not None and records.record_path(sid).exists():
+            monitor.record = await asyncio.to_thread(
+                records.save_record, record.with_(state="running")
+            )
+        return (
+            f"the start of {sid} was interrupted after RunInstances: its "
+            f"{len(raw_instances)} instance(s) exist, so the session runs (record updated)"
+        )
+    return (
+        f"the start of {sid} did not finish and no instance was launched; "
+        f"`awsac cleanup {sid}` removes what it uploaded (then start again)"
+    )
+
+
+def last_good(monitor: Any, exc: BaseException) -> Any:
+    """The monitor's last good snapshot with a notice, when the status store cannot be read.
+
+    Raised again (as a user error) when there is no earlier snapshot or the error is not transient.
+    """
+    import dataclasses
+
+    from awsac_agent.retry import describe, is_retryable
+
+    from .cloud import translate
+
+    last = monitor.last
+    if last is None or not is_retryable(exc):
+        raise translate(exc, "reading the status store") from exc
+    notice = (
+        f"status store unavailable ({describe(exc)}); showing the last good snapshot "
+        f"taken at {last.taken_at:%H:%M:%S}"
+    )
+    return (
+        dataclasses.replace(last, notices=(notice,), stale=True)
+        if _has_stale(last)
+        else (dataclasses.replace(last, notices=(notice,)))
+    )
+
+
+def _has_stale(snap: Any) -> bool:
+    import dataclasses
+
+    return any(f.name == "stale" for f in dataclasses.fields(snap))
