@@ -104,14 +104,4 @@ def last_good(monitor: Any, exc: BaseException) -> Any:
         f"status store unavailable ({describe(exc)}); showing the last good snapshot "
         f"taken at {last.taken_at:%H:%M:%S}"
     )
-    return (
-        dataclasses.replace(last, notices=(notice,), stale=True)
-        if _has_stale(last)
-        else (dataclasses.replace(last, notices=(notice,)))
-    )
-
-
-def _has_stale(snap: Any) -> bool:
-    import dataclasses
-
-    return any(f.name == "stale" for f in dataclasses.fields(snap))
+    return dataclasses.replace(last, notices=(notice,))
