@@ -149,6 +149,10 @@ def private_local_cloud(
     finally:
         service.down()
         kill_leftovers(state)
+        if keep_dir is None:
+            import shutil
+
+            shutil.rmtree(state, ignore_errors=True)
         os.environ.pop(CALL_LOG_ENV, None)
         os.environ.pop(PROFILE_ENV, None)
         if old is None:
