@@ -242,6 +242,7 @@ class InstanceRunner:
         if process is not None:
             _end_process_group(process)
             log.info("ended the processes of %s", runtime.instance_id)
+        end_strays(runtime.directory)
         if imds is not None:
             imds.stop()
 
@@ -265,6 +266,8 @@ class InstanceRunner:
                 _end_process_group(process, deadline)
             if imds is not None:
                 imds.stop()
+        for runtime in runtimes:
+            end_strays(runtime.directory)
 
     def wipe(self) -> None:
         """Remove every instance directory (after stop_all, at reset)."""
@@ -325,6 +328,32 @@ def _end_process_group(process: subprocess.Popen[bytes], deadline: float | None 
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         log.error("process %s did not die after SIGKILL", process.pid)
+
+
+def end_strays(instance_dir: Path) -> list[int]:
+    """SIGKILL every process still running with this instance's environment, as a hypervisor would.
+
+    Jobs run in their own sessions (process groups), so a worker killed with SIGKILL leaves them
+    outside the boot process's group; they still carry the instance's ``AWSAC_WORK_DIR``.
+    """
+    marker = f"AWSAC_WORK_DIR={instance_dir / 'root' / 'mnt' / 'awsac'}".encode()
+    killed: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    if killed:
+        log.info("ended %d stray process(es) of %s: %s", len(killed), instance_dir.name, killed)
+    return killed
 
 
 def instance_record(local: Path, instance_id: str) -> dict[str, Any] | None:
