@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from awsac_agent import assignment, jobscfg, s3layout
+from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.errors import AwsacError, CloudError, FormatError, join_problems
 from awsac_agent.sessionid import new_session_id
 from awsac_agent.status import TERMINAL
@@ -223,13 +224,13 @@ async def plan_start(
             extra["lease_h"] = f"{spec.max_session_hours:g}"
         if keep_instance_on_failure:  # minutes a failed instance stays up for debugging
             extra["keep_fail_min"] = f"{keep_instance_on_failure:g}"
-        ud = build_userdata(UserData(session_id, spec.bucket, archive_name, cpi, extra))
+        userdata = UserData(session_id, spec.bucket, archive_name, cpi, extra)
         if spec.image_mode == "stock":
-            from awsac_agent.userdata import wrap_cloud_init
-
-            ud = wrap_cloud_init(
-                ud, "exec awsac-agent autorun || exec python3 -m awsac_agent autorun"
-            )
+            # An unmodified image: a cloud-init script installs Python 3 + boto3 and runs the
+            # boot step from the worker shipped in the session archive.
+            ud = stock_userdata(userdata)
+        else:
+            ud = build_userdata(userdata)
         return StartPlan(
             spec=spec,
             spec_path=spec_path,
