@@ -193,7 +193,9 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - throttled store: last good snapshot + notice
             return _last_good(self, exc)
         now = datetime.now(UTC)
-        notices: list[str] = await sweep_session(self, raw_instances, now)
+        notices: list[str] = await sweep_session(
+            self, raw_instances, now, {r.instance_id for r in store_records.values()}
+        )
 
         instances: dict[int | None, InstanceView] = {}
         views: list[InstanceView] = []

@@ -12,6 +12,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+from awsac_agent.userdata import lease_grace as agent_lease_grace
 from awsac_agent.userdata import parse_userdata
 
 from .cloud import cloud_errors
@@ -21,9 +22,7 @@ ALIVE = ("pending", "running", "stopping", "stopped")
 
 def lease_seconds(record: Any) -> float | None:
     """The session's lease in seconds from its user-data (``lease_h``), or None when unknown."""
-    from awsac_agent.autorun import session_string
-
-    ud = parse_userdata(session_string(record.runuserdata or ""))
+    ud = parse_userdata(record.runuserdata or "")
     try:
         hours = float(ud.get("lease_h") or 0) if ud else 0.0
     except ValueError:
@@ -31,15 +30,27 @@ def lease_seconds(record: Any) -> float | None:
     return hours * 3600 if hours > 0 else None
 
 
-def sweep_deadline(lease: float) -> float:
-    """Seconds after launch at which the client terminates: the agent's hard stop, twice over."""
-    return lease + 2 * min(300.0, lease / 4)
+def sweep_deadline(lease: float, reported: bool) -> float:
+    """Seconds after launch at which the client terminates an instance.
+
+    One whose agent reported is given twice the agent's own grace (it tears down, then ends
+    itself); one that never reported has no agent to wait for: the lease is its end.
+    """
+    return lease + 2 * lease_grace(lease) if reported else lease
+
+
+def lease_grace(lease: float) -> float:
+    """The agent's grace after the lease before its hard stop (awsac_agent.autorun)."""
+    return agent_lease_grace(lease)
 
 
 async def sweep_session(
-    monitor: Any, raw_instances: list[dict[str, Any]], now: datetime
+    monitor: Any, raw_instances: list[dict[str, Any]], now: datetime, reported: set[str]
 ) -> list[str]:
-    """Terminate instances past the lease; resolve a ``starting`` record. Returns notices."""
+    """Terminate instances past the lease; resolve a ``starting`` record. Returns notices.
+
+    ``reported``: ids of instances a job record names (their agent ran).
+    """
     notices: list[str] = []
     record = monitor.record
     sid = record.session_id
@@ -53,7 +64,8 @@ async def sweep_session(
         for i in raw_instances
         if i["State"]["Name"] in ALIVE
         and isinstance(i.get("LaunchTime"), datetime)
-        and (now - i["LaunchTime"]).total_seconds() > sweep_deadline(lease)
+        and (now - i["LaunchTime"]).total_seconds()
+        > sweep_deadline(lease, i["InstanceId"] in reported)
     ]
     if late:
         ec2 = await monitor.cloud.client("ec2")

@@ -19,7 +19,7 @@ from .archive import safe_extract
 from .aws import Clients
 from .imds import Imds, ImdsError
 from .retry import describe, retry
-from .userdata import MARKER, parse_userdata
+from .userdata import MARKER, lease_grace, parse_userdata
 
 AUTORUN_SH = "awsac_all_instances_autorun.sh"
 DEFAULT_WORK_DIR = "/mnt/awsac"
@@ -157,7 +157,7 @@ class Autorun:
         """Terminate this instance when the session's lease (``lease_h`` hours) is over.
 
         The worker ends its jobs at the lease; this is the hard stop after a grace period
-        (a quarter of the lease, at most 5 min) for anything that hangs (download, worker, tear down).
+        (``lease_grace``) for anything that hangs (download, worker, tear down).
         """
         try:
             hours = float(lease_h) if lease_h else 0.0
@@ -166,7 +166,7 @@ class Autorun:
         if hours <= 0:
             return None
         seconds = hours * 3600
-        grace = min(300.0, seconds / 4)
+        grace = lease_grace(seconds)
         self.log(
             f"  session lease: {hours:g} h; this instance ends itself by then (+{grace:.0f} s)"
         )

@@ -100,3 +100,9 @@ def wrap_cloud_init(ud_string: str, script_body: str) -> str:
     text = f"#!/bin/sh\n{MARKER} {ud_string}\n{script_body.rstrip()}\n"
     check_size(text)
     return text
+
+
+def lease_grace(lease_seconds: float) -> float:
+    """Seconds an instance gets after its session lease (``lease_h``) to save and tear down
+    before the hard stop: a quarter of the lease, at least 30 s, at most 5 min."""
+    return min(300.0, max(30.0, lease_seconds / 4))

@@ -1,0 +1,284 @@
+"""Fault scenarios of issue 9 on the local cloud, each ending with the audit (nothing lost or leaked)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import (
+    LONG_JOB,
+    RESULTS_JOB,
+    audit,
+    check,
+    console,
+    poll,
+    start,
+    statuses,
+    tar_member,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def test_results_upload_fails_twice_then_works(cli, session_dir, boto3_client) -> None:
+    d = session_dir(faults="s3:PutObject:match=results_job_1:fail=2:InternalError")
+    sid = start(cli, d)
+    snap = audit(
+        cli, boto3_client, sid, uploaded={"results_job_1.tar.bz2", "stdouterr_job_1.tar.bz2"}
+    )
+    assert statuses(snap) == ["finished"]
+    plog = tar_member(boto3_client, sid, "processjobslog_LI_0.tar.bz2", "processjobs.log")
+    assert plog.count("results_job_1.tar.bz2: attempt") == 2 and "InternalError" in plog
+
+
+def test_status_store_throttled_for_30_s(
+    cli, session_dir, boto3_client, local_cloud, client_faults
+) -> None:
+    """Agent: every PutAttributes fails for 30 s; client: Select throttled for some refreshes."""
+    d = session_dir(
+        store="simpledb",
+        jobs="@SNAP@;a.sh;2\n",
+        scripts={"a.sh": "#!/bin/sh\nsleep 2\n" + RESULTS_JOB.split("\n", 1)[1]},
+        faults="sdb:PutAttributes:skip=2:for=30:RequestLimitExceeded",
+    )
+    sid = start(cli, d)
+    poll(cli, sid, lambda s: s["jobs"][0]["status"] == "pending" and s["jobs"][0]["instance_id"])
+
+    from awsac_tui.cloud import Cloud
+    from awsac_tui.monitor import Monitor
+    from awsac_tui.records import load_record
+
+    async def client_side() -> list[Any]:
+        client_faults("sdb:Select:skip=1:fail=3:RequestLimitExceeded")
+        rec = load_record(sid)
+        async with Cloud(rec.cloud) as cloud:
+            mon = Monitor(rec, cloud)
+            return [await mon.refresh() for _ in range(5)]
+
+    snaps = asyncio.run(client_side())
+    good, *throttled, again = snaps
+    assert len(throttled) == 3
+    for s in throttled:
+        assert s.jobs == good.jobs and s.taken_at == good.taken_at  # the last good snapshot
+        assert any(
+            "status store unavailable" in n and "RequestLimitExceeded" in n for n in s.notices
+        )
+    assert not any("status store" in n for n in again.notices) and again.taken_at > good.taken_at
+    snap = audit(cli, boto3_client, sid, timeout=150)
+    assert statuses(snap) == ["finished", "finished"]
+    assert [j["returncode"] for j in snap["jobs"]] == [0, 0]
+    plog = tar_member(boto3_client, sid, "processjobslog_LI_0.tar.bz2", "processjobs.log")
+    assert "RequestLimitExceeded" in plog and "written after earlier failures" in plog
+
+
+@pytest.mark.parametrize(
+    "fault, says",
+    [
+        ("ec2:CreateVolume:fail=99:InternalError", "InternalError"),
+        ("ec2:AttachVolume:fail=99:AccessDenied:status=403", "AccessDenied"),
+    ],
+)
+def test_volume_that_never_comes_up(cli, session_dir, boto3_client, fault: str, says: str) -> None:
+    d = session_dir(jobs="@SNAP@;a.sh;1\n-;a.sh;1\n", faults=fault)
+    sid = start(cli, d)
+    snap = audit(cli, boto3_client, sid, uploaded={"results_job_2.tar.bz2"})
+    first, second = snap["jobs"]
+    assert first["status"] == "failed" and says in first["error"] and "snap-" in first["error"]
+    assert second["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "fault, store",
+    [("agent:kill:step=run:after=1", "s3"), ("agent:interrupt:step=run:after=1", "simpledb")],
+)
+def test_agent_killed_or_instance_interrupted_mid_job(
+    cli, session_dir, boto3_client, fault: str, store: str
+) -> None:
+    d = session_dir(
+        jobs="@SNAP@;long.sh;2\n", scripts={"long.sh": LONG_JOB}, faults=fault, store=store
+    )
+    sid = start(cli, d)
+    snap = audit(cli, boto3_client, sid)
+    for j in snap["jobs"]:
+        # the client marks them lost, or the agent's SIGTERM handler got to fail them first
+        assert j["status"] in ("lost", "failed"), j
+        assert j["instance_id"] in j["error"] or "signal" in j["error"] or "SIGTERM" in j["error"]
+    assert any(j["status"] == "lost" for j in snap["jobs"]) or "interrupt" in fault
+    rc, out, _ = cli("cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes")
+    assert rc == 0 and "nothing to remove" in out
+
+
+def test_hanging_job_is_killed_with_reason_timeout(cli, session_dir, boto3_client) -> None:
+    d = session_dir(
+        jobs="@SNAP@;a.sh;2\n", faults="agent:hang:job=1", extra_toml="max_job_minutes = 0.05"
+    )
+    sid = start(cli, d)
+    snap = audit(cli, boto3_client, sid, uploaded={"stdouterr_job_1.tar.bz2"})
+    hung, other = snap["jobs"]
+    assert hung["status"] == "killed" and hung["error"].startswith("timeout")
+    assert other["status"] == "finished"
+    log = tar_member(boto3_client, sid, "stdouterr_job_1.tar.bz2", "stdouterr_job_1.log")
+    assert "hangs (injected)" in log
+
+
+def test_agent_enforces_the_session_lease(cli, session_dir, boto3_client) -> None:
+    d = session_dir(
+        jobs="@SNAP@;long.sh;1\n",
+        scripts={"long.sh": LONG_JOB},
+        extra_toml="max_session_hours = 0.003",
+    )
+    sid = start(cli, d)
+    snap = audit(cli, boto3_client, sid, timeout=90)
+    (job,) = snap["jobs"]
+    assert (
+        job["status"] == "killed" and "lease" in job["error"] and job["error"].startswith("timeout")
+    )
+
+
+def test_silent_instance_is_flagged_then_swept_at_the_lease(
+    cli, session_dir, boto3_client, local_cloud
+) -> None:
+    import sys
+
+    from awsac_tui.local import service
+    from awsac_tui.local.common import default_boot_command
+
+    d = session_dir(jobs="-;a.sh;1\n", extra_toml="max_session_hours = 0.003")  # 10.8 s
+    broken = [
+        sys.executable,
+        "-c",
+        "import time; print('broken image: no agent', flush=True); time.sleep(600)",
+    ]
+    service.configure(local_cloud, boot_command=broken)
+    try:
+        sid = start(cli, d)
+    finally:
+        service.configure(local_cloud, boot_command=default_boot_command())
+    snap = poll(
+        cli, sid, lambda s: any(i["silent"] for i in s["instances"]), 60, "--boot-timeout", "1"
+    )
+    (inst,) = snap["instances"]
+    assert inst["state"] == "running"
+    assert any(f"awsac console {sid} {inst['instance_id']}" in n for n in snap["notices"])
+    rc, out, _ = cli("console", sid, inst["instance_id"])
+    assert rc == 0 and "broken image: no agent" in out
+    # the agent never ran, so only the client's sweep can end it: lease 10.8 s + 2 x 2.7 s
+    snap = poll(
+        cli, sid, lambda s: any("outlived the session lease" in n for n in s["notices"]), 60
+    )
+    snap = audit(cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2"})
+    assert statuses(snap) == ["lost"]
+
+
+def test_keep_instance_on_failure_then_terminates(cli, session_dir, boto3_client) -> None:
+    d = session_dir(jobs="snap-0badc0ffee0badc0f;a.sh;1\n")
+    sid = start(cli, d, "--keep-instance-on-failure", "0.15")  # 9 s
+    snap = poll(cli, sid, lambda s: s["jobs"][0]["status"] == "failed")
+    iid = snap["instances"][0]["instance_id"]
+    wait_for(lambda: "for debugging" in console(boto3_client, iid), 30, "the keep notice")
+    t_kept = time.monotonic()
+    assert check(cli, sid)["instances"][0]["state"] == "running"
+    snap = audit(cli, boto3_client, sid)
+    assert time.monotonic() - t_kept > 3  # it really stayed up a while
+    assert (
+        snap["jobs"][0]["status"] == "failed"
+        and "snap-0badc0ffee0badc0f" in snap["jobs"][0]["error"]
+    )
+    assert "instructing EC2 to terminate my instance" in console(boto3_client, iid)
+
+
+def _wait_record(sid_holder: dict[str, str], state_dir: Path) -> bool:
+    recs = (
+        list((state_dir / "sessions").glob("*.toml")) if (state_dir / "sessions").exists() else []
+    )
+    for r in recs:
+        if 'state = "starting"' in r.read_text():
+            sid_holder["sid"] = r.stem
+            return True
+    return False
+
+
+def test_client_killed_during_start_before_run_instances(
+    cli, session_dir, boto3_client, aws_env, local_cloud
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .helpers import ROOT, leftovers
+
+    d = session_dir()
+    env = dict(os.environ, AWSAC_FAULTS="ec2:RunInstances:delay=120")
+    env["PYTHONPATH"] = f"{ROOT}:{ROOT / 'agent'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "awsac_tui.cli", "start", str(d / "session.toml"), "--yes"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        holder: dict[str, str] = {}
+        state = Path(aws_env.get("AWSAC_STATE_DIR") or local_cloud.state_dir)
+        wait_for(lambda: _wait_record(holder, state), 60, "the record in starting")
+        sid = holder["sid"]
+        wait_for(lambda: leftovers(boto3_client, sid).objects, 60, "the archive upload")
+        time.sleep(1)  # inside the delayed RunInstances now
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    rc, out, err = cli("check", sid)
+    assert "did not finish and no instance was launched" in out + err
+    assert f"awsac cleanup {sid}" in out + err
+    snap = audit(cli, boto3_client, sid, cleanup=True, launched=False)
+    assert snap["instances"] == [] and statuses(snap) == ["pending"]
+    rc, out, _ = cli("list", "--json")
+    import json
+
+    assert {r["session_id"]: r["state"] for r in json.loads(out)}[sid] == "cleaned"
+
+
+def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
+    cli, session_dir, boto3_client, aws_env
+) -> None:
+    """RunInstances reached the cloud but the client died: check adopts the instances; the
+    retried RunInstances (same ClientToken) returns the same reservation, launching nothing."""
+    from awsac_agent import s3layout
+
+    from awsac_tui import records, session
+    from awsac_tui.cloud import Cloud
+    from awsac_tui.spec import load_spec
+
+    d = session_dir(jobs="@SNAP@;a.sh;2\n")
+    spec = load_spec(d / "session.toml")
+
+    async def interrupted_start() -> tuple[str, dict[str, Any]]:
+        async with Cloud(spec.cloud) as cloud:
+            plan = await session.plan_start(d / "session.toml", cloud=cloud)
+            records.save_record(session._record_for(plan))  # written, then "killed" mid-call
+            await session._ensure_bucket(cloud, spec.bucket)
+            key = s3layout.archive_key(plan.session_id, plan.archive_name)
+            await session.upload_file(cloud, plan.archive_path, spec.bucket, key)
+            return plan.session_id, session._run_args(plan)
+
+    sid, args = asyncio.run(interrupted_start())
+    ec2 = boto3_client("ec2")
+    first = ec2.run_instances(**args)  # the call that reached the cloud
+    rc, out, _ = cli("check", sid)
+    assert "interrupted after RunInstances" in out
+    assert records.load_record(sid).state == "running"
+    again = ec2.run_instances(**args)  # the retry with the same ClientToken
+    assert again["ReservationId"] == first["ReservationId"]
+    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    reservations = ec2.describe_instances(Filters=filt)["Reservations"]
+    assert len(reservations) == 1 and len(reservations[0]["Instances"]) == 1
+    snap = audit(
+        cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2", "results_job_1.tar.bz2"}
+    )
+    assert statuses(snap) == ["finished"]
