@@ -109,11 +109,12 @@ def last_good(monitor: Any, exc: BaseException) -> Any:
 
     from .cloud import translate
 
+    cause = exc.__cause__ if exc.__cause__ is not None else exc  # under cloud_errors' wrapper
     last = monitor.last
-    if last is None or not is_retryable(exc):
+    if last is None or not is_retryable(cause):
         raise translate(exc, "reading the status store") from exc
     notice = (
-        f"status store unavailable ({describe(exc)}); showing the last good snapshot "
+        f"status store unavailable ({describe(cause)}); showing the last good snapshot "
         f"taken at {last.taken_at:%H:%M:%S}"
     )
     return dataclasses.replace(last, notices=(notice,))
