@@ -193,7 +193,10 @@ def console(boto3_client: Callable[[str], Any], instance_id: str) -> str:
     import base64
 
     out = boto3_client("ec2").get_console_output(InstanceId=instance_id).get("Output") or ""
-    return base64.b64decode(out).decode("utf-8", errors="replace")
+    try:
+        return base64.b64decode(out, validate=True).decode("utf-8", errors="replace")
+    except ValueError:  # already decoded by the SDK
+        return out
 
 
 def object_text(boto3_client: Callable[[str], Any], sid: str, key: str) -> str:

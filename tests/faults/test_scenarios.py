@@ -159,20 +159,27 @@ def test_silent_instance_is_flagged_then_swept_at_the_lease(
         sid = start(cli, d)
     finally:
         service.configure(local_cloud, boot_command=default_boot_command())
-    snap = poll(
-        cli, sid, lambda s: any(i["silent"] for i in s["instances"]), 60, "--boot-timeout", "1"
-    )
-    (inst,) = snap["instances"]
-    assert inst["state"] == "running"
-    assert any(f"awsac console {sid} {inst['instance_id']}" in n for n in snap["notices"])
-    rc, out, _ = cli("console", sid, inst["instance_id"])
+    out = poll_text(cli, sid, "SILENT", 60, "--boot-timeout", "1")
+    iid = check(cli, sid)["instances"][0]["instance_id"]
+    assert f"notice: instance {iid} is running but no job has reported" in out
+    assert f"awsac console {sid} {iid}" in out  # its console output, one command away
+    rc, out, _ = cli("console", sid, iid)
     assert rc == 0 and "broken image: no agent" in out
-    # the agent never ran, so only the client's sweep can end it: lease 10.8 s + 2 x 2.7 s
-    snap = poll(
-        cli, sid, lambda s: any("outlived the session lease" in n for n in s["notices"]), 60
-    )
+    # the agent never ran, so only the client's sweep can end it, at the lease (10.8 s)
+    poll_text(cli, sid, "outlived the session lease", 60)
     snap = audit(cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2"})
     assert statuses(snap) == ["lost"]
+
+
+def poll_text(cli, sid: str, text: str, timeout: float, *extra: str) -> str:
+    """``awsac check`` (text) until its output contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rc, out, err = cli("check", sid, *extra)
+        if text in out:
+            return out
+        assert time.monotonic() < deadline, f"no {text!r} in: {out}{err}"
+        time.sleep(0.5)
 
 
 def test_keep_instance_on_failure_then_terminates(cli, session_dir, boto3_client) -> None:
@@ -281,4 +288,4 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
     snap = audit(
         cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2", "results_job_1.tar.bz2"}
     )
-    assert statuses(snap) == ["finished"]
+    assert statuses(snap) == ["finished", "finished"]
