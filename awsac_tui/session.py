@@ -299,6 +299,11 @@ async def _ensure_bucket(cloud: Cloud, bucket: str) -> None:
         return
     except Exception as exc:  # noqa: BLE001
         code = error_code(exc)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise FormatError(
+                f"bucket {bucket!r} belongs to another account or this account may not use it "
+                "(bucket names are global: choose a bucket of your own in the spec's bucket)"
+            ) from None
         if code not in ("404", "NoSuchBucket", "NotFound"):
             async with cloud_errors(f"bucket {bucket}"):
                 raise
