@@ -294,12 +294,22 @@ def list_archive(path: PathLike) -> List[str]:
 
 
 def check_archive(path: PathLike) -> List[str]:
-    """Read the whole archive (every member's data); its member names, or ArchiveError."""
+    """Read the whole archive (every member's data); its member names, or ArchiveError.
+
+    A member the instance would refuse to extract (absolute, ``..``, link out) is an error here
+    already, so such an archive is never uploaded.
+    """
     path = Path(path)
     with _open(path) as tar:
         try:
             names = []
             for info in tar:
+                why = unsafe_member(info)
+                if why:
+                    raise ArchiveError(
+                        f"{path}: {why}; an instance would refuse to extract it (rebuild the "
+                        "archive from the job directory with relative paths and no links out)"
+                    )
                 names.append(info.name)
                 if info.isfile():
                     fh = tar.extractfile(info)
