@@ -110,13 +110,13 @@ def main() -> None:
     global _profiler, _role
     target = sys.argv[1] if len(sys.argv) > 1 else "autorun"
     _role = "autorun" if target == "autorun" else "worker"
+    _write({"k": "start", "t": time.time(), "pid": os.getpid(), "role": _role})
     if PROFILE_DIR and Path(PROFILE_DIR).is_dir():  # the benchmark creates it for profiled runs
         from pyinstrument import Profiler
 
         _profiler = Profiler(interval=0.001)
         _profiler.start()
     _install_hooks()
-    _write({"k": "start", "t": time.time(), "pid": os.getpid(), "role": _role})
     if target == "autorun":
         # the session's autorun script starts the worker with $AWSAC_PYTHON: make that us too
         shim = Path(os.environ.get("AWSAC_WORK_DIR", "/tmp")).parent / "bench-python"

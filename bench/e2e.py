@@ -45,6 +45,7 @@ class E2ERun:
     agent_calls: dict[str, int]
     client_calls: int
     statuses: tuple[str, ...]
+    boot: dict[str, float]  # the 'boot to first status' phase, split (first instance to get there)
 
 
 def job_dir(dest: Path, image_id: str, snapshot_id: str) -> Path:
@@ -141,6 +142,20 @@ async def one_run(info: Any, state: Path, snapshot_id: str, *, profile: bool = F
         marks["b9"],
     ]
     phases = {name: b[i + 1] - b[i] for i, (name, _) in enumerate(PHASES)}
+    starts = {
+        r: min(e["t"] for e in entries if e["k"] == "start" and e["role"] == r)
+        for r in ("autorun", "worker")
+    }
+    boot = {
+        "RunInstances answered to boot process started (runner, exec, Python start)": starts[
+            "autorun"
+        ]
+        - b[2],
+        "boot step (imports, IMDS, S3 client, archive download+extract, sh)": starts["worker"]
+        - starts["autorun"],
+        "worker start to first status (imports, IMDS, clients, CreateDomain)": b[3]
+        - starts["worker"],
+    }
     agent_calls: dict[str, int] = {}
     for e in calls:
         agent_calls[e["op"]] = agent_calls.get(e["op"], 0) + 1
@@ -151,6 +166,7 @@ async def one_run(info: Any, state: Path, snapshot_id: str, *, profile: bool = F
         agent_calls,
         client_calls,
         tuple(sorted({j.status for j in snap.jobs})),
+        boot,
     )
 
 
@@ -176,6 +192,7 @@ def run(info: Any, state: Path, runs: int = 3, profile: bool = True) -> dict[str
         "phases": {name: median([r.phases[name] for r in results]) for name, _ in PHASES},
         "total": median([r.total for r in results]),
         "totals": [r.total for r in results],
+        "boot": {k: median([r.boot[k] for r in results]) for k in results[0].boot},
         "profiles": profiles,
     }
 
@@ -187,6 +204,7 @@ def main() -> None:
         print(f"{name:22s} {res['phases'][name]:7.2f} s")
     print(f"{'total':22s} {res['total']:7.2f} s   runs: {[round(t, 2) for t in res['totals']]}")
     print("agent calls (last run):", res["runs"][-1].agent_calls)
+    print("boot:", res["boot"])
 
 
 if __name__ == "__main__":
