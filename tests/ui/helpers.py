@@ -16,7 +16,11 @@ async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float =
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
+            notes = [n.message for n in pilot.app._notifications]
+            raise AssertionError(
+                f"condition not reached within {timeout} s; screen {pilot.app.screen!r}; "
+                f"notifications: {notes}"
+            )
         await pilot.pause(0.01)
 
 

@@ -66,7 +66,9 @@ def test_compose_screen(snap_compare, monkeypatch) -> None:
         pilot.app.clear_notifications()
         await pilot.pause()
 
-    assert snap_compare(AwsacApp(FixedBackend.demo()), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(
+        AwsacApp(FixedBackend.demo()), terminal_size=(100, 30), run_before=run_before
+    )
 
 
 def test_log_screen(snap_compare) -> None:
@@ -78,4 +80,6 @@ def test_log_screen(snap_compare) -> None:
         await wait_for(pilot, lambda: screen.refreshes > 0)
         await pilot.pause()
 
-    assert snap_compare(AwsacApp(FixedBackend.demo()), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(
+        AwsacApp(FixedBackend.demo()), terminal_size=(80, 24), run_before=run_before
+    )

@@ -33,7 +33,7 @@ from awsac_tui import spec as specmod
 from awsac_tui.spec import SessionSpec
 from awsac_tui.ui.backend import ComposeChoices, StartPlan
 from awsac_tui.ui.screens.base import TitleBar
-from awsac_tui.ui.screens.modals import ConfirmModal, ProgressModal
+from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 
 LINE_COLUMNS = [
@@ -540,6 +540,9 @@ class ComposeScreen(Screen):
         spec = self._ready("start")
         if spec is None or self.job_dir is None:
             return
+        # jobs.cfg travels in the session archive: write it (and session.toml) first
+        if not self.action_save():
+            return
         self.start_session(spec, list(self.lines), self.job_dir)
 
     async def confirm_start(self, plan: StartPlan) -> bool:
@@ -579,9 +582,10 @@ class ComposeScreen(Screen):
 
         try:
             session_id = await self.awsac.backend.start(spec, lines, job_dir, progress, confirm)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
+        except Exception as exc:  # noqa: BLE001 - shown to the user, who must read it
             close_progress()
-            self.awsac.report_error("start", exc)
+            message = str(exc) if isinstance(exc, AwsacError) else f"{type(exc).__name__}: {exc}"
+            self.app.push_screen(MessageModal("start failed", message))
             return
         close_progress()
         if session_id is None:
