@@ -605,6 +605,14 @@ def validate_spec(
         bad("jobs_cfg", 'is empty (give the path of jobs.cfg, e.g. jobs_cfg = "jobs.cfg")')
     if not spec.ssh_user.strip():
         bad("ssh_user", 'is empty (give the login user of the image, e.g. "ec2-user")')
+    elif not re.match(r"^[a-z_][a-z0-9_.-]{0,31}$", spec.ssh_user):
+        bad("ssh_user", f"{spec.ssh_user!r} is not a login name (lowercase letters, digits, _ . -)")
+    if spec.key_name is not None and not re.match(r"^[A-Za-z0-9 ._+=,@-]{1,255}$", spec.key_name):
+        bad(
+            "key_name",
+            f"{spec.key_name!r} is not an EC2 key pair name "
+            "(letters, digits, space and ._+=,@- only)",
+        )
     for key, value in spec.tags.items():
         tag = f"tags.{key}"
         if key.lower().startswith("aws:"):
