@@ -163,12 +163,7 @@ def summarize(
     alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
     cost = None
     if hourly_price is not None:
-        hours = 0.0
-        for inst in snap.instances:
-            if inst.launch_time is None:
-                continue
-            hours += max(0.0, (now - inst.launch_time).total_seconds() / 3600)
-        cost = hours * hourly_price
+        cost = instance_hours(snap, now) * hourly_price
     return SessionSummary(
         session_id=snap.session_id,
         cloud=snap.cloud,
@@ -181,6 +176,27 @@ def summarize(
         est_cost=cost,
         cleaned=cleaned,
     )
+
+
+def instance_hours(snap: SessionSnapshot, now: datetime) -> float:
+    """Instance-hours so far: alive instances up to ``now``, gone ones up to their last job's end."""
+    hours = 0.0
+    for inst in snap.instances:
+        if inst.launch_time is None:
+            continue
+        if inst.state in ("pending", "running"):
+            end = now
+        else:
+            ends = [
+                t
+                for j in snap.jobs
+                if j.instance_id == inst.instance_id
+                for t in (j.saveendtime, j.runendtime)
+                if t is not None
+            ]
+            end = max(ends, default=inst.launch_time)
+        hours += max(0.0, (end - inst.launch_time).total_seconds() / 3600)
+    return hours
 
 
 STATUS_ORDER = (

@@ -17,7 +17,6 @@ from awsac_tui.ui.screens.compose import ComposeScreen
 from awsac_tui.ui.screens.log import LogScreen
 from awsac_tui.ui.screens.session import SessionScreen
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTGEN_ID = "081215_1646--eventgen--1816"
 MIXED_ID = "081215_1650--mixed--a3f0"
 
@@ -55,11 +54,11 @@ def test_session_screen_mixed_statuses(snap_compare) -> None:
 
 
 def test_compose_screen(snap_compare, monkeypatch) -> None:
-    monkeypatch.chdir(ROOT)  # the job dir shows as a relative path
+    monkeypatch.chdir(Path(__file__).parent)  # the job dir shows as a relative path
 
     async def run_before(pilot) -> None:
         await _home_ready(pilot)
-        screen = ComposeScreen(Path("examples/eventgen"))
+        screen = ComposeScreen(Path("data/eventgen"))
         await pilot.app.push_screen(screen)
         await wait_for(pilot, lambda: screen.choices.instance_types != ())
         screen.query_one("#lines").focus()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from awsac_tui.ui.backend import FixedBackend, big_snapshot
 from awsac_tui.ui.screens.compose import describe_plan, list_scripts
 from awsac_tui.ui.screens.log import new_lines
@@ -93,3 +95,18 @@ def test_ui_never_imports_an_aws_client() -> None:
                 if name.split(".")[0] in ("boto3", "botocore", "aiobotocore"):
                     offenders.append(f"{path.name}: {name}")
     assert offenders == []
+
+
+def test_instance_hours_stop_growing_once_instances_are_gone() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from awsac_tui.ui.backend import instance_hours
+
+    snap = FixedBackend.demo().snapshots["081215_1646--eventgen--1816"]
+    now = snap.taken_at
+    alive = instance_hours(snap, now)
+    assert instance_hours(snap, now + timedelta(hours=1)) == pytest.approx(alive + 2.0)  # two up
+    gone = replace(snap, instances=tuple(replace(i, state="terminated") for i in snap.instances))
+    # up to the last job end on each instance, independent of "now"
+    assert instance_hours(gone, now) == instance_hours(gone, now + timedelta(days=1)) > 0
