@@ -1,8 +1,9 @@
 """Write SVG screenshots of every awsac screen to ``screenshots/`` (App.save_screenshot).
 
-Usage: ``PYTHONPATH=.:agent python scripts/screenshots.py [--out DIR] [--size 100x30]``.
-Today the data come from FixedBackend (fixed clock and ids, so the files only change when a
-screen changes); a real demo session can be shot by passing another backend to ``shoot``.
+Usage: ``PYTHONPATH=.:agent python scripts/screenshots.py [--live] [--out DIR] [--size 100x30]``.
+By default the data come from FixedBackend (fixed clock and ids, so the files only change when a
+screen changes). ``--live`` runs the paper's eventgen example on the local cloud (its own state
+directory) and shoots the real session while it runs and once it has finished.
 """
 
 from __future__ import annotations
@@ -83,22 +84,128 @@ async def shoot(
     return written
 
 
+async def shoot_live(out: Path, size: tuple[int, int]) -> list[Path]:
+    """Run the eventgen demo session on a private local cloud and shoot every screen."""
+    import os
+    import tempfile
+
+    state = Path(tempfile.mkdtemp(prefix="awsac-screenshots-"))
+    os.environ["AWSAC_STATE_DIR"] = str(state)
+    from awsac_tui import demo
+    from awsac_tui import spec as specmod
+    from awsac_tui.local import service
+    from awsac_tui.spec import CloudProfile
+    from awsac_tui.ui.live import LiveBackend
+
+    info = await asyncio.to_thread(service.ensure_up)
+    written: list[Path] = []
+    try:
+        example = demo.find_example()
+        snap_id = await asyncio.to_thread(
+            service.make_snapshot, example / "release", "ATLAS 14.2.10 release (eventgen)"
+        )
+        spec_path = await asyncio.to_thread(
+            demo.prepare_job_dir,
+            example,
+            state / "eventgen",
+            snap_id,
+            info.image_id,
+            info.account_id,
+        )
+        spec, jobs = specmod.load_session(spec_path)
+        backend = LiveBackend(CloudProfile(local=True))
+
+        async def yes(plan) -> bool:
+            return True
+
+        sid = await backend.start(spec, jobs, spec_path.parent, lambda m, f: None, yes)
+        assert sid is not None
+        out.mkdir(parents=True, exist_ok=True)
+        app = AwsacApp(backend, interval_scale=0.3)
+        async with app.run_test(size=size) as pilot:
+
+            def save(name: str) -> None:
+                app.clear_notifications()
+                written.append(Path(app.save_screenshot(f"{name}.svg", path=str(out))))
+
+            await _until(pilot, lambda: app.screen.id == "sessions" and app.screen.refreshes > 0)
+            app.open_session(sid)
+            await _until(pilot, lambda: isinstance(app.screen, SessionScreen))
+            screen = app.screen
+
+            def statuses() -> list[str]:
+                return [j.status for j in screen.snapshot.jobs] if screen.snapshot else []
+
+            await _until(pilot, lambda: "running" in statuses(), timeout=180)
+            await pilot.pause()
+            save("session_running")
+            running = next(j for j in screen.snapshot.jobs if j.status == "running")
+            log = LogScreen.for_job(sid, running)
+            await app.push_screen(log)
+            await _until(pilot, lambda: log.refreshes > 0 and bool(log.raw_lines), timeout=60)
+            save("log_live")
+            app.pop_screen()
+            await _until(
+                pilot,
+                lambda: bool(statuses()) and set(statuses()) == {"finished"},
+                timeout=300,
+            )
+            await pilot.pause()
+            save("session")
+            first = screen.snapshot.jobs[0]
+            log = LogScreen.for_job(sid, first)
+            await app.push_screen(log)
+            await _until(pilot, lambda: log.refreshes > 0, timeout=60)
+            save("log")
+            app.pop_screen()
+            if first.instance_id:
+                console = LogScreen.for_console(sid, first.instance_id)
+                await app.push_screen(console)
+                await _until(pilot, lambda: console.refreshes > 0, timeout=60)
+                save("console")
+                app.pop_screen()
+            app.pop_screen()
+            await _until(pilot, lambda: app.screen.id == "sessions")
+            app.screen.action_force_refresh()
+            before = app.screen.refreshes
+            await _until(pilot, lambda: app.screen.refreshes > before)
+            save("sessions")
+            compose = ComposeScreen(spec_path.parent)
+            await app.push_screen(compose)
+            await _until(pilot, lambda: compose.choices.instance_types != (), timeout=60)
+            compose.query_one("#lines").focus()
+            await pilot.pause()
+            save("compose")
+        await backend.cleanup(sid)
+        await backend.aclose()
+    finally:
+        await asyncio.to_thread(service.down)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    parser.add_argument(
+        "--out", type=Path, help="default: screenshots/ (--live) or screenshots/fixed/"
+    )
     parser.add_argument("--size", default="100x30", help="terminal size WIDTHxHEIGHT")
+    parser.add_argument("--live", action="store_true", help="shoot a real demo session")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    backend = FixedBackend.demo()
-    ids = [
-        ("session", "081215_1646--eventgen--1816"),
-        ("session_mixed", "081215_1650--mixed--a3f0"),
-        ("session_1000_jobs", "081215_1600--big--0b1d"),
-    ]
-    import os
+    out = args.out or (ROOT / "screenshots" if args.live else ROOT / "screenshots" / "fixed")
+    if args.live:
+        files = asyncio.run(shoot_live(out, (width, height)))
+    else:
+        backend = FixedBackend.demo()
+        ids = [
+            ("session", "081215_1646--eventgen--1816"),
+            ("session_mixed", "081215_1650--mixed--a3f0"),
+            ("session_1000_jobs", "081215_1600--big--0b1d"),
+        ]
+        import os
 
-    os.chdir(ROOT)  # the compose screen shows the job dir relative to the repo
-    files = asyncio.run(shoot(backend, args.out, (width, height), ids, Path("examples/eventgen")))
+        os.chdir(ROOT)  # the compose screen shows the job dir relative to the repo
+        files = asyncio.run(shoot(backend, out, (width, height), ids, Path("examples/eventgen")))
     for f in files:
         print(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f)
     return 0

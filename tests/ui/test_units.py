@@ -110,3 +110,18 @@ def test_instance_hours_stop_growing_once_instances_are_gone() -> None:
     gone = replace(snap, instances=tuple(replace(i, state="terminated") for i in snap.instances))
     # up to the last job end on each instance, independent of "now"
     assert instance_hours(gone, now) == instance_hours(gone, now + timedelta(days=1)) > 0
+
+
+def test_fixed_columns_fit_every_status_and_state() -> None:
+    """Cells change in place without resizing, so fixed widths must fit the longest value."""
+    from awsac_agent.status import STATUSES
+
+    from awsac_tui.ui.screens.session import INSTANCE_COLUMNS, JOB_COLUMNS, VOLUME_COLUMNS
+
+    width = {key: w for key, _, w in JOB_COLUMNS}
+    assert max(len(s) for s in STATUSES) <= width["status"]
+    assert len("i-0123456789abcdef0") <= width["instance"]
+    inst = {key: w for key, _, w in INSTANCE_COLUMNS}
+    assert len("shutting-down") <= inst["state"] and len("running (silent)") <= inst["state"]
+    vol = {key: w for key, _, w in VOLUME_COLUMNS}
+    assert len("available") <= vol["state"] and len("vol-0123456789abcdef0") <= vol["id"]

@@ -24,31 +24,33 @@ from awsac_tui.ui.widgets.status import (
 )
 from awsac_tui.ui.widgets.timeline import Timeline
 
+# Cells change in place without resizing columns (update_width=False), so every column whose
+# content grows after its first row gets a fixed width.
 INSTANCE_COLUMNS = [
-    ("id", "instance", None),
-    ("li", "LI", None),
-    ("state", "state", None),
-    ("zone", "zone", None),
-    ("dns", "public DNS", None),
-    ("uptime", "uptime", None),
+    ("id", "instance", 19),
+    ("li", "LI", 3),
+    ("state", "state", 16),
+    ("zone", "zone", 11),
+    ("dns", "public DNS", 22),
+    ("uptime", "uptime", 7),
 ]
 VOLUME_COLUMNS = [
-    ("id", "volume", None),
-    ("snapshot", "snapshot", None),
-    ("state", "state", None),
-    ("instance", "attached to", None),
-    ("device", "device", None),
+    ("id", "volume", 21),
+    ("snapshot", "snapshot", 22),
+    ("state", "state", 9),
+    ("instance", "on", 5),
+    ("device", "device", 9),
 ]
 JOB_COLUMNS = [
-    ("jobnr", "job", None),
+    ("jobnr", "job", 5),
     ("script", "script", None),
-    ("status", "status", None),
-    ("rc", "rc", None),
-    ("li", "LI", None),
-    ("instance", "instance", None),
-    ("started", "started", None),
-    ("runtime", "run time", None),
-    ("snapshot", "snapshot", None),
+    ("status", "status", 22),
+    ("rc", "rc", 4),
+    ("li", "LI", 3),
+    ("instance", "instance", 19),
+    ("started", "started", 8),
+    ("runtime", "run time", 8),
+    ("snapshot", "snapshot", 22),
 ]
 
 
@@ -81,8 +83,13 @@ def instance_cells(inst: InstanceView, now: datetime) -> tuple:
     )
 
 
-def volume_cells(vol: VolumeView) -> tuple:
-    return (vol.volume_id, vol.snapshot or "-", vol.state, vol.instance_id or "", vol.device or "")
+def volume_cells(vol: VolumeView, launchindex: dict[str, int | None]) -> tuple:
+    """A volume row; the instance it is attached to shows as its launch index (LI n)."""
+    on = ""
+    if vol.instance_id:
+        li = launchindex.get(vol.instance_id)
+        on = f"LI {li}" if li is not None else vol.instance_id
+    return (vol.volume_id, vol.snapshot or "-", vol.state, on, vol.device or "")
 
 
 def job_cells(job: JobView, now: datetime) -> tuple:
@@ -167,12 +174,13 @@ class SessionScreen(PollingScreen):
         snap: SessionSnapshot = data  # type: ignore[assignment]
         self.snapshot = snap
         now = self.awsac.backend.now()
+        lis = {i.instance_id: i.launchindex for i in snap.instances}
         with self.app.batch_update():
             self.query_one("#instances", KeyedTable).sync(
                 {i.instance_id: instance_cells(i, now) for i in snap.instances}
             )
             self.query_one("#volumes", KeyedTable).sync(
-                {v.volume_id: volume_cells(v) for v in snap.volumes}
+                {v.volume_id: volume_cells(v, lis) for v in snap.volumes}
             )
             self.query_one("#jobs", KeyedTable).sync(
                 {str(j.jobnr): job_cells(j, now) for j in snap.jobs}

@@ -15,13 +15,13 @@ from awsac_tui.ui.screens.base import PollingScreen, TitleBar
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 from awsac_tui.ui.widgets.status import counts_text, status_bar
 
-COLUMNS = [
-    ("session", "session", None),
-    ("type", "type", None),
-    ("inst", "inst", None),
-    ("age", "age", None),
-    ("cost", "est $", None),
-    ("jobs", "jobs", None),
+COLUMNS = [  # fixed widths where cells change in place (update_width=False)
+    ("session", "session", 27),
+    ("type", "type", 10),
+    ("inst", "inst", 7),
+    ("age", "age", 5),
+    ("cost", "est $", 7),
+    ("jobs", "jobs", 34),
     ("cloud", "cloud", None),
 ]
 
