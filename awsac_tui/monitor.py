@@ -186,8 +186,14 @@ class Monitor:
         from .sweep import sweep_session
 
         sid = self.record.session_id
-        raw_instances = await describe_instances(self.cloud, sid)
-        raw_volumes = await describe_volumes(self.cloud, sid)
+        # Volumes in parallel; instances are read before the status store (the `lost` rule).
+        vol_task = asyncio.create_task(describe_volumes(self.cloud, sid))
+        try:
+            raw_instances = await describe_instances(self.cloud, sid)
+        except BaseException:
+            vol_task.cancel()
+            raise
+        raw_volumes = await vol_task
         try:
             store_records = {r.jobnr: r for r in await self.store.read_all()}
         except Exception as exc:  # noqa: BLE001 - throttled store: last good snapshot + notice

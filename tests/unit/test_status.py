@@ -121,7 +121,7 @@ def test_select_quoting() -> None:
     assert st.quote_value("''") == "''''''"
     assert st.quote_name("a`b") == "`a``b`"
     assert st.quote_name("weird name") == "`weird name`"
-    assert st.select_all_jobs(SID) == f"select * from `{SID}`"
+    assert st.select_all_jobs(SID) == f"select * from `{SID}` limit 2500"
     assert (
         st.select_jobs_where(SID, "shell`script", "gen_'30'.sh")
         == f"select * from `{SID}` where `shell``script` = 'gen_''30''.sh'"
