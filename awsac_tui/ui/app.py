@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from functools import partial
@@ -189,12 +190,33 @@ class AwsacApp(App[int]):
             await close()
 
 
-def run_app(backend: Backend | None = None) -> int:
-    """Run the TUI (``awsac`` with no arguments); the default backend is the live client."""
+def refresh_scale_from_env() -> float:
+    """``AWSAC_REFRESH_SCALE`` (e.g. 2 = refresh half as often), default 1."""
+    text = os.environ.get("AWSAC_REFRESH_SCALE", "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise AwsacError(
+            f"AWSAC_REFRESH_SCALE={text!r} is not a number (use e.g. 2 to refresh half as often)"
+        ) from None
+    if value <= 0:
+        raise AwsacError(f"AWSAC_REFRESH_SCALE={text!r} must be greater than 0")
+    return value
+
+
+def run_app(backend: Backend | None = None, *, interval_scale: float | None = None) -> int:
+    """Run the TUI (``awsac`` with no arguments); the default backend is the live client.
+
+    Refresh intervals adapt to the session (fast while instances start, slower when steady);
+    ``interval_scale`` (or ``AWSAC_REFRESH_SCALE``) multiplies them.
+    """
     if backend is None:
         from awsac_tui.ui.live import LiveBackend
 
         backend = LiveBackend()
-    app = AwsacApp(backend)
+    scale = interval_scale if interval_scale is not None else refresh_scale_from_env()
+    app = AwsacApp(backend, interval_scale=scale)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

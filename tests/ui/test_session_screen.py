@@ -214,3 +214,37 @@ async def test_c_opens_console_of_the_jobs_instance(make_app, backend) -> None:
         await pilot.press("down", "down", "c")
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
         assert app.screen.instance_id == "i-33f64f5b"
+
+
+async def test_perf_probe_measures_refresh_and_key_latency() -> None:
+    """The probe the benchmark in bench/ calls (small here; bench runs 1,000 jobs)."""
+    from awsac_tui.ui.perf import measure
+
+    result = await measure(n_jobs=40, ticks=2, keys=3, size=(100, 30))
+    assert len(result.refresh_ms) == 2 and len(result.key_ms) == 3
+    assert all(ms > 0 for ms in result.refresh_ms + result.key_ms)
+    assert set(result.summary()) >= {"refresh_median_ms", "key_median_ms"}
+
+
+async def test_polls_pause_while_the_app_is_in_the_background(make_app) -> None:
+    from textual.events import AppBlur, AppFocus
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        app.post_message(AppBlur())
+        await pilot.pause()
+        assert screen.paused()
+        app.post_message(AppFocus())
+        await pilot.pause()
+        assert not screen.paused()
+
+
+async def test_help_lists_the_screen_keys(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(pilot, EVENTGEN_ID)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, MessageModal)
+        for line in ("l  log", "k  kill job", "t  terminate", "ctrl+p  command palette"):
+            assert line in app.screen.text

@@ -125,3 +125,18 @@ def test_fixed_columns_fit_every_status_and_state() -> None:
     assert len("shutting-down") <= inst["state"] and len("running (silent)") <= inst["state"]
     vol = {key: w for key, _, w in VOLUME_COLUMNS}
     assert len("available") <= vol["state"] and len("vol-0123456789abcdef0") <= vol["id"]
+
+
+def test_refresh_scale_from_env(monkeypatch) -> None:
+    from awsac_agent.errors import AwsacError
+
+    from awsac_tui.ui.app import refresh_scale_from_env
+
+    monkeypatch.delenv("AWSAC_REFRESH_SCALE", raising=False)
+    assert refresh_scale_from_env() == 1.0
+    monkeypatch.setenv("AWSAC_REFRESH_SCALE", "2.5")
+    assert refresh_scale_from_env() == 2.5
+    for bad in ("fast", "0"):
+        monkeypatch.setenv("AWSAC_REFRESH_SCALE", bad)
+        with pytest.raises(AwsacError, match="AWSAC_REFRESH_SCALE"):
+            refresh_scale_from_env()
