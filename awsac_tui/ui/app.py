@@ -53,6 +53,10 @@ class ActionsProvider(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
+# Actions that change the cloud; a read-only app refuses them (k9s' --readonly).
+DANGEROUS_ACTIONS = frozenset({"start", "kill", "terminate", "cleanup"})
+
+
 class AwsacApp(App[int]):
     """Sessions, compose, live session view and logs, on top of a Backend."""
 
@@ -71,9 +75,12 @@ class AwsacApp(App[int]):
         interval_scale: float = 1.0,
         results_dir: Path | None = None,
         start_screen: str | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
         self.backend = backend
+        self.read_only = read_only
+        """Disables the actions that change the cloud (start, kill, terminate, cleanup)."""
         self.interval_scale = interval_scale
         self.results_dir = results_dir or Path.cwd()
         self.in_foreground = True
@@ -210,13 +217,15 @@ def run_app(backend: Backend | None = None, *, interval_scale: float | None = No
     """Run the TUI (``awsac`` with no arguments); the default backend is the live client.
 
     Refresh intervals adapt to the session (fast while instances start, slower when steady);
-    ``interval_scale`` (or ``AWSAC_REFRESH_SCALE``) multiplies them.
+    ``interval_scale`` (or ``AWSAC_REFRESH_SCALE``) multiplies them. ``AWSAC_READ_ONLY=1``
+    disables start, kill, terminate and cleanup.
     """
     if backend is None:
         from awsac_tui.ui.live import LiveBackend
 
         backend = LiveBackend()
     scale = interval_scale if interval_scale is not None else refresh_scale_from_env()
-    app = AwsacApp(backend, interval_scale=scale)
+    read_only = os.environ.get("AWSAC_READ_ONLY", "").strip().lower() in ("1", "true", "yes")
+    app = AwsacApp(backend, interval_scale=scale, read_only=read_only)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

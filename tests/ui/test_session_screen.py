@@ -248,3 +248,16 @@ async def test_help_lists_the_screen_keys(make_app) -> None:
         assert isinstance(app.screen, MessageModal)
         for line in ("l  log", "k  kill job", "t  terminate", "ctrl+p  command palette"):
             assert line in app.screen.text
+
+
+async def test_read_only_refuses_kill_terminate_and_cleanup(make_app, backend) -> None:
+    app = make_app(read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(pilot, EVENTGEN_ID)
+        await pilot.press("down", "down", "k", "t", "x")
+        assert isinstance(app.screen, SessionScreen)
+        assert not [
+            c for c in backend.calls if c[0] in ("kill_job", "terminate_instance", "cleanup")
+        ]
+        await pilot.press("l")  # reading is still allowed
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))

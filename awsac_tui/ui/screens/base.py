@@ -53,6 +53,13 @@ class PollingScreen(Screen):
     def paused(self) -> bool:
         return self.app.screen is not self or not self.awsac.in_foreground
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        from awsac_tui.ui.app import DANGEROUS_ACTIONS
+
+        if action in DANGEROUS_ACTIONS and getattr(self.app, "read_only", False):
+            return None  # shown disabled in the footer
+        return True
+
     def on_mount(self) -> None:
         self.poll()
 

@@ -423,6 +423,8 @@ class ComposeScreen(Screen):
         # single-letter keys type into inputs; only act on them when an input is not focused
         if action in ("add_line", "edit_line", "delete_line") and isinstance(self.focused, Input):
             return False
+        if action == "start" and getattr(self.app, "read_only", False):
+            return None  # read-only: shown disabled
         return True
 
     # ---- the spec, validation and the plan ---------------------------------------------
