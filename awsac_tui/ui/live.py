@@ -29,6 +29,7 @@ from awsac_tui.ui.backend import (
     InstanceTypeInfo,
     ProgressCallback,
     SessionSummary,
+    SnapshotInfo,
     StartPlan,
     summarize,
 )
@@ -43,6 +44,21 @@ def _price_table(region: str | None) -> dict[str, float]:
         return {}
     regions = table.get("regions", {})
     return dict(regions.get(region or "us-east-1") or regions.get("us-east-1") or {})
+
+
+def _local_snapshots() -> tuple[SnapshotInfo, ...]:
+    """The local cloud's own snapshots that hold content, with their descriptions."""
+    from awsac_tui.local import service
+
+    try:
+        current = service.status()
+    except (AwsacError, OSError):
+        return ()
+    return tuple(
+        SnapshotInfo(s["snapshot_id"], s.get("description") or "")
+        for s in current.snapshots
+        if s.get("has_content")
+    )
 
 
 def default_profile() -> CloudProfile:
@@ -163,11 +179,13 @@ class LiveBackend:
             except AwsacError:
                 continue
             types.append(InstanceTypeInfo(name, vcpus, price))
-        images = ()
+        images: tuple[ImageInfo, ...] = ()
+        snapshots: tuple[SnapshotInfo, ...] = ()
         info = getattr(cloud, "local_info", None)
         if info is not None:
             images = (ImageInfo(info.image_id, "awsac-local"),)
-        return ComposeChoices(instance_types=tuple(types), images=images)
+            snapshots = await asyncio.to_thread(_local_snapshots)
+        return ComposeChoices(instance_types=tuple(types), images=images, snapshots=snapshots)
 
     async def start(
         self,

@@ -83,6 +83,10 @@ async def test_compose_start_watch_logs_console_cleanup(
         await _type_into(pilot, "#shortdescr", "eventgen")
         compose.query_one("#instance-type", Select).value = "c5.large"
         assert compose.query_one("#image", Select).value == local_cloud.image_id
+        # the account's snapshots are offered with their descriptions
+        assert (release_snapshot, "ATLAS 14.2.10 (ui tests)") in [
+            (c.snapshot_id, c.description) for c in compose.choices.snapshots
+        ]
         await _type_into(pilot, "#bucket", "atlassessions")
         compose.query_one("#lines").focus()
         await _add_line(pilot, release_snapshot, "gen_30.sh", 2)
