@@ -79,8 +79,9 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
-    """The snapshot as the JSON object ``check --json`` prints: exactly the keys of issue 5
-    (times ISO 8601 UTC, absent values None)."""
+    """The snapshot as the JSON object ``check --json`` prints: the keys of issue 5 (times ISO 8601
+    UTC, absent values None), plus ``silent`` per instance and the refresh's ``notices``, so a
+    script sees what the text output flags."""
     return {
         "session_id": snap.session_id,
         "cloud": snap.cloud,
@@ -107,6 +108,7 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
                 "instance_type": i.instance_type,
                 "zone": i.zone,
                 "public_dns": i.public_dns,
+                "silent": i.silent,
             }
             for i in snap.instances
         ],
@@ -120,6 +122,7 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
             }
             for v in snap.volumes
         ],
+        "notices": list(snap.notices),
     }
 
 

@@ -133,7 +133,7 @@ def test_unreachable_endpoint_is_one_clear_message(tmp_path, monkeypatch, capsys
     assert "Cannot reach the cloud endpoint http://127.0.0.1:9" in err and "Traceback" not in err
 
 
-def test_check_json_has_exactly_the_documented_keys() -> None:
+def test_check_json_has_the_documented_keys_plus_silent_and_notices() -> None:
     from awsac_tui.monitor import InstanceView, VolumeView
 
     t = datetime(2008, 12, 15, 16, 49, 3, tzinfo=UTC)
@@ -144,15 +144,18 @@ def test_check_json_has_exactly_the_documented_keys() -> None:
         jobs=(JobView(1, "running"),),
         instances=(InstanceView("i-1", 0, "running", launch_time=t),),
         volumes=(VolumeView("vol-1", "snap-1", "in-use", "i-1", "/dev/sdh"),),
+        notices=("status store throttled; showing the last good snapshot",),
     )
     d = snapshot_to_dict(snap)
-    assert set(d) == {"session_id", "cloud", "jobs", "instances", "volumes"}
+    assert set(d) == {"session_id", "cloud", "jobs", "instances", "volumes", "notices"}
+    assert d["notices"] == ["status store throttled; showing the last good snapshot"]
+    assert d["instances"][0]["silent"] is False
     assert set(d["jobs"][0]) == {
         "jobnr", "status", "instance_id", "launchindex", "shellscript", "snapshot",
         "returncode", "runstarttime", "runendtime", "error",
     }  # fmt: skip
     assert set(d["instances"][0]) == {
-        "instance_id", "launchindex", "state", "instance_type", "zone", "public_dns",
+        "instance_id", "launchindex", "state", "instance_type", "zone", "public_dns", "silent",
     }  # fmt: skip
     assert d["volumes"][0] == {
         "volume_id": "vol-1", "snapshot": "snap-1", "state": "in-use", "instance_id": "i-1",
