@@ -62,7 +62,7 @@ async def test_silent_and_lost_are_highlighted(make_app) -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await _open(pilot, MIXED_ID)
         inst = screen.query_one("#instances", KeyedTable)
-        assert str(inst.row_cells("i-33f64f66")[2]) == "running (silent)"
+        assert str(inst.row_cells("i-33f64f66")[2]) == "silent"
         lost = _jobs(screen).row_cells("5")[2]
         assert str(lost) == "lost" and "reverse" in str(lost.style)
         assert "is silent" in screen_text(app)  # the snapshot's notice

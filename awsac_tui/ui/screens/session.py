@@ -26,30 +26,30 @@ from awsac_tui.ui.widgets.timeline import Timeline
 
 # Cells change in place without resizing columns (update_width=False), so every column whose
 # content grows after its first row gets a fixed width.
-INSTANCE_COLUMNS = [
+INSTANCE_COLUMNS = [  # what matters most first: narrow terminals see the left columns
     ("id", "instance", 19),
     ("li", "LI", 3),
-    ("state", "state", 16),
+    ("state", "state", 13),
+    ("uptime", "uptime", 7),
     ("zone", "zone", 11),
     ("dns", "public DNS", 22),
-    ("uptime", "uptime", 7),
 ]
 VOLUME_COLUMNS = [
     ("id", "volume", 21),
-    ("snapshot", "snapshot", 22),
     ("state", "state", 9),
     ("instance", "on", 5),
     ("device", "device", 9),
+    ("snapshot", "snapshot", 22),
 ]
 JOB_COLUMNS = [
     ("jobnr", "job", 5),
     ("script", "script", None),
-    ("status", "status", 22),
+    ("status", "status", 16),
     ("rc", "rc", 4),
     ("li", "LI", 3),
-    ("instance", "instance", 19),
     ("started", "started", 8),
     ("runtime", "run time", 8),
+    ("instance", "instance", 19),
     ("snapshot", "snapshot", 22),
 ]
 
@@ -77,9 +77,9 @@ def instance_cells(inst: InstanceView, now: datetime) -> tuple:
         inst.instance_id,
         "" if inst.launchindex is None else str(inst.launchindex),
         instance_state_text(inst.state, inst.silent),
+        uptime,
         inst.zone or "",
         inst.public_dns or "",
-        uptime,
     )
 
 
@@ -89,7 +89,7 @@ def volume_cells(vol: VolumeView, launchindex: dict[str, int | None]) -> tuple:
     if vol.instance_id:
         li = launchindex.get(vol.instance_id)
         on = f"LI {li}" if li is not None else vol.instance_id
-    return (vol.volume_id, vol.snapshot or "-", vol.state, on, vol.device or "")
+    return (vol.volume_id, vol.state, on, vol.device or "", vol.snapshot or "-")
 
 
 def job_cells(job: JobView, now: datetime) -> tuple:
@@ -110,9 +110,9 @@ def job_cells(job: JobView, now: datetime) -> tuple:
         status,
         "" if job.returncode is None else str(job.returncode),
         "" if job.launchindex is None else str(job.launchindex),
-        job.instance_id or "",
         started,
         runtime,
+        job.instance_id or "",
         job.snapshot or "-",
     )
 

@@ -54,9 +54,9 @@ def status_text(status: str) -> Text:
 
 
 def instance_state_text(state: str, silent: bool = False) -> Text:
-    """An instance state, coloured; a silent instance is flagged."""
+    """An instance state, coloured; a silent instance (running, no job status) is flagged."""
     if silent:
-        return Text(f"{state} (silent)", style="bold reverse yellow")
+        return Text("silent", style="bold reverse yellow")
     return Text(state, style=INSTANCE_STYLE.get(state, ""))
 
 
