@@ -127,8 +127,10 @@ def _load_spec(spec_path: Path, archive: Path | None) -> tuple[SessionSpec, list
     if archive is None:
         return specmod.load_session(spec_path)
     spec = dataclasses.replace(specmod.load_spec(spec_path), archive=str(archive.resolve()))
-    jobs, problems = specmod._jobs_from_archive(archive.resolve(), str(spec_path), {})
-    problems += specmod.validate_spec(spec, jobs, str(spec_path))
+    jobs, problems = specmod.jobs_from_archive(archive.resolve(), str(spec_path), {})
+    # The archive given with -a was just checked (readable .tar.bz2, jobs.cfg inside); validate
+    # the rest of the spec without it so a bad archive is reported once.
+    problems += specmod.validate_spec(dataclasses.replace(spec, archive=None), jobs, str(spec_path))
     if problems:
         raise FormatError(join_problems(problems), problems)
     assert jobs is not None

@@ -720,6 +720,3 @@ def jobs_from_archive(
 
     names = [n[2:] if n.startswith("./") else n for n in list_archive(archive_path)]
     return jobs, check_scripts_exist(jobs, names, f"{archive_path}:jobs.cfg")
-
-
-_jobs_from_archive = jobs_from_archive  # old private name, still used by session.py
