@@ -12,9 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from awsac_tui.ui.app import AwsacApp  # noqa: E402
 from awsac_tui.ui.backend import FixedBackend  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENTGEN = ROOT / "examples" / "eventgen"
-
 
 @pytest.fixture
 def backend() -> FixedBackend:

@@ -6,9 +6,8 @@ import shutil
 from pathlib import Path
 
 from awsac_agent.jobscfg import JobLine, read_jobs_cfg
-from conftest import EVENTGEN
-from helpers import screen_text, wait_for, wait_for_verbs
 from textual.widgets import Input, Select, Static
+from ui_helpers import EVENTGEN, screen_text, wait_for, wait_for_verbs
 
 from awsac_tui import spec as specmod
 from awsac_tui.ui.screens.compose import ComposeScreen, JobLineModal

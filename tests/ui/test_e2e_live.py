@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVENTGEN
-from helpers import wait_for
 from textual.widgets import Input, Select
+from ui_helpers import EVENTGEN, wait_for
 
 from awsac_tui import records
 from awsac_tui.spec import CloudProfile

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from helpers import wait_for
 from textual.widgets import Log
+from ui_helpers import wait_for
 
 from awsac_tui.ui.screens.log import LogScreen
 from awsac_tui.ui.screens.sessions import SessionsScreen

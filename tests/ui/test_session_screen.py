@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from helpers import screen_text, wait_for, wait_for_verbs
+from ui_helpers import screen_text, wait_for, wait_for_verbs
 
 from awsac_tui.ui.backend import big_snapshot
 from awsac_tui.ui.screens.log import LogScreen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import screen_text, wait_for, wait_for_verbs
+from ui_helpers import screen_text, wait_for, wait_for_verbs
 
 from awsac_tui.ui.app import ActionsProvider
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from ui_helpers import wait_for
 
 from awsac_tui.ui.app import AwsacApp
 from awsac_tui.ui.backend import FixedBackend

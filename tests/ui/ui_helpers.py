@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTGEN = ROOT / "examples" / "eventgen"
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
