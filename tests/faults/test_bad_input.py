@@ -243,6 +243,9 @@ def test_bad_input_is_one_clear_message_and_creates_nothing(
     assert message.startswith("awsac: ") and message.count("awsac: ") == 1, message
     for needle in case.says:
         assert needle in message, f"{needle!r} not in {message!r}"
+    problems = [line for line in message.splitlines() if line.startswith("  - ")]
+    assert len(problems) == len(set(problems)), f"a problem is reported twice: {message!r}"
+    assert "problems:" not in message, f"one bad input, one message: {message!r}"
     print(f"{case.id}: {message}")
     after = _everything(boto3_client)
     assert after == before, "bad input created something"
