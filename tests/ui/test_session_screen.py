@@ -261,3 +261,26 @@ async def test_read_only_refuses_kill_terminate_and_cleanup(make_app, backend) -
         ]
         await pilot.press("l")  # reading is still allowed
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen))
+
+
+async def test_job_filter_narrows_and_restores_in_order(make_app, backend) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, BIG_ID)
+        jobs = _jobs(screen)
+        await pilot.press("slash", *"fail")
+        assert jobs.row_count == 100
+        assert all(
+            str(jobs.row_cells(r.key.value)[2]).startswith("failed") for r in jobs.ordered_rows
+        )
+        await pilot.press("enter")
+        assert app.focused is jobs
+        # a tick while filtered keeps the filter
+        backend.snapshots[BIG_ID] = big_snapshot(tick=1)
+        await _tick(pilot, screen)
+        assert 0 < jobs.row_count < 1000
+        await pilot.press("slash", "escape")
+        assert jobs.row_count == 1000
+        assert [r.key.value for r in jobs.ordered_rows[:3]] == ["1", "2", "3"]
+        assert jobs.ordered_rows[-1].key.value == "1000"
+        assert isinstance(app.screen, SessionScreen)  # esc cleared the filter, did not leave

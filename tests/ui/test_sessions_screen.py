@@ -120,3 +120,26 @@ async def test_failed_list_keeps_rows_and_notifies(make_app, backend) -> None:
         await wait_for(pilot, lambda: app.screen.failures == 1)
         assert table.row_count == 3
         assert any("connection refused" in n.message for n in app._notifications)
+
+
+async def test_live_backend_without_a_cloud_shows_errors_not_tracebacks(
+    tmp_path, monkeypatch
+) -> None:
+    """No records, an AWS profile that does not exist: empty list and a notice, no crash."""
+    from awsac_tui.spec import CloudProfile
+    from awsac_tui.ui.app import AwsacApp
+    from awsac_tui.ui.live import LiveBackend
+    from awsac_tui.ui.screens.compose import ComposeScreen
+
+    monkeypatch.setenv("AWSAC_STATE_DIR", str(tmp_path / "state"))
+    backend = LiveBackend(CloudProfile(profile="awsac-no-such-profile", region="us-east-1"))
+    app = AwsacApp(backend, results_dir=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _home(pilot)
+        assert table.row_count == 0
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen))
+        await wait_for(
+            pilot, lambda: any("awsac-no-such-profile" in n.message for n in app._notifications)
+        )
+        assert isinstance(app.screen, ComposeScreen)

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from awsac_agent.status import ACTIVE, TERMINAL
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from awsac_tui.monitor import InstanceView, JobView, SessionSnapshot, VolumeView
 from awsac_tui.ui.screens.base import PollingScreen, TitleBar
@@ -129,6 +129,7 @@ class SessionScreen(PollingScreen):
         Binding("t", "terminate", "terminate"),
         Binding("g", "results", "results"),
         Binding("x", "cleanup", "cleanup"),
+        Binding("slash", "filter", "filter jobs", key_display="/"),
         Binding("ctrl+r", "force_refresh", "refresh"),
     ]
 
@@ -136,6 +137,7 @@ class SessionScreen(PollingScreen):
         super().__init__(id="session")
         self.session_id = session_id
         self.snapshot: SessionSnapshot | None = None
+        self.job_filter = ""
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f" {self.session_id}", id="titlebar")
@@ -144,6 +146,11 @@ class SessionScreen(PollingScreen):
             yield KeyedTable(INSTANCE_COLUMNS, id="instances")
             yield KeyedTable(VOLUME_COLUMNS, id="volumes")
         yield KeyedTable(JOB_COLUMNS, id="jobs")
+        yield Input(
+            placeholder="filter jobs by status, script, LI or instance (esc clears)",
+            id="job-filter",
+            compact=True,
+        )
         yield Timeline(id="timeline")
         yield Footer()
 
@@ -182,11 +189,51 @@ class SessionScreen(PollingScreen):
             self.query_one("#volumes", KeyedTable).sync(
                 {v.volume_id: volume_cells(v, lis) for v in snap.volumes}
             )
-            self.query_one("#jobs", KeyedTable).sync(
-                {str(j.jobnr): job_cells(j, now) for j in snap.jobs}
-            )
+            self.sync_jobs(now)
             self.query_one(Timeline).update_snapshot(snap, now)
             self.update_header()
+
+    def job_matches(self, job: JobView) -> bool:
+        """Whether ``job`` passes the filter (every word must match status, script, LI or id)."""
+        if not self.job_filter:
+            return True
+        hay = " ".join(
+            str(v)
+            for v in (
+                job.status,
+                job.shellscript,
+                f"LI {job.launchindex}",
+                job.instance_id,
+                job.jobnr,
+            )
+            if v is not None
+        ).lower()
+        return all(word in hay for word in self.job_filter.lower().split())
+
+    def sync_jobs(self, now: datetime) -> None:
+        assert self.snapshot is not None
+        table = self.query_one("#jobs", KeyedTable)
+        added, _, _ = table.sync(
+            {str(j.jobnr): job_cells(j, now) for j in self.snapshot.jobs if self.job_matches(j)}
+        )
+        if added and table.row_count > added:  # rows came back after a filter: keep job order
+            table.sort("jobnr", key=lambda cell: int(str(cell)))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#job-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#job-filter")
+    def job_filter_changed(self, event: Input.Changed) -> None:
+        self.job_filter = event.value.strip()
+        if self.snapshot is not None:
+            with self.app.batch_update():
+                self.sync_jobs(self.awsac.backend.now())
+
+    @on(Input.Submitted, "#job-filter")
+    def job_filter_done(self) -> None:
+        self.query_one("#jobs", KeyedTable).focus()
 
     def update_header(self) -> None:
         snap = self.snapshot
@@ -241,6 +288,12 @@ class SessionScreen(PollingScreen):
     # ---- actions ------------------------------------------------------------------------
 
     def action_back(self) -> None:
+        box = self.query_one("#job-filter", Input)
+        if box.display:  # esc first clears the job filter
+            box.value = ""
+            box.display = False
+            self.query_one("#jobs", KeyedTable).focus()
+            return
         self.app.pop_screen()
 
     def action_log(self) -> None:
