@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from awsac_agent import assignment
 from awsac_agent.errors import AwsacError
@@ -35,6 +36,9 @@ from awsac_tui.ui.backend import ComposeChoices, StartPlan
 from awsac_tui.ui.screens.base import TitleBar
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
+
+if TYPE_CHECKING:
+    from awsac_tui.ui.app import AwsacApp
 
 LINE_COLUMNS = [
     ("n", "#", None),
@@ -210,8 +214,8 @@ class ComposeScreen(Screen):
         self.loaded_spec: SessionSpec | None = None
 
     @property
-    def awsac(self):
-        return self.app
+    def awsac(self) -> AwsacApp:
+        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield TitleBar(" awsac ─ new session", id="titlebar")
