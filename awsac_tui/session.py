@@ -25,7 +25,7 @@ from typing import Any
 from awsac_agent import assignment, jobscfg, s3layout
 from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.errors import AwsacError, CloudError, FormatError, join_problems
-from awsac_agent.sessionid import new_session_id
+from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filter
 from awsac_agent.status import TERMINAL
 from awsac_agent.userdata import UserData, build_userdata
 
@@ -35,7 +35,6 @@ from .records import SessionRecord
 from .spec import CloudProfile, SessionSpec
 from .store import open_store
 
-SESSION_TAG = "awsac:session"
 BOOKKEEPING_PREFIXES = (s3layout.LIVE_PREFIX, s3layout.CONTROL_PREFIX, s3layout.STATUS_PREFIX)
 PART_SIZE = 8 * 1024 * 1024
 
@@ -514,31 +513,36 @@ async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, An
 # ----------------------------------------------------------------------------- cloud views
 
 
-async def describe_instances(cloud: Cloud, session_id: str) -> list[dict[str, Any]]:
-    """Every instance tagged with the session (paginated)."""
+async def _describe_tagged(
+    cloud: Cloud, session_id: str, operation: str, pick: Callable[[dict[str, Any]], Iterable[Any]]
+) -> list[dict[str, Any]]:
+    """Every resource of a paginated EC2 Describe* call filtered by the session tag."""
     ec2 = await cloud.client("ec2")
     out: list[dict[str, Any]] = []
-    async with cloud_errors("DescribeInstances"):
-        pag = ec2.get_paginator("describe_instances")
-        async for page in pag.paginate(
-            Filters=[{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
-        ):
-            for res in page.get("Reservations") or []:
-                out.extend(res.get("Instances") or [])
+    async with cloud_errors(operation):
+        pag = ec2.get_paginator(operation)
+        async for page in pag.paginate(Filters=[session_tag_filter(session_id)]):
+            out.extend(pick(page))
     return out
+
+
+async def describe_instances(cloud: Cloud, session_id: str) -> list[dict[str, Any]]:
+    """Every instance tagged with the session (paginated)."""
+    return await _describe_tagged(
+        cloud,
+        session_id,
+        "describe_instances",
+        lambda page: (
+            i for res in page.get("Reservations") or [] for i in res.get("Instances") or []
+        ),
+    )
 
 
 async def describe_volumes(cloud: Cloud, session_id: str) -> list[dict[str, Any]]:
     """Every volume tagged with the session (paginated)."""
-    ec2 = await cloud.client("ec2")
-    out: list[dict[str, Any]] = []
-    async with cloud_errors("DescribeVolumes"):
-        pag = ec2.get_paginator("describe_volumes")
-        async for page in pag.paginate(
-            Filters=[{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
-        ):
-            out.extend(page.get("Volumes") or [])
-    return out
+    return await _describe_tagged(
+        cloud, session_id, "describe_volumes", lambda page: page.get("Volumes") or []
+    )
 
 
 # ----------------------------------------------------------------------------- check

@@ -29,6 +29,7 @@ from .imds import Imds
 from .jobscfg import Job, expand_jobs, read_jobs_cfg
 from .redact import redact, redact_file
 from .retry import describe, retry
+from .sessionid import SESSION_TAG
 from .status import (
     FAILED,
     FINISHED,
@@ -46,7 +47,6 @@ from .store import StatusStore, make_store
 from .userdata import UserData, parse_userdata
 
 DEFAULT_WORK_DIR = "/mnt/awsac"
-SESSION_TAG = "awsac:session"
 RESULTS_FILE = "results.tar.bz2"
 TRANSFER = TransferConfig(
     multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024

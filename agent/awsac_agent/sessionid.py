@@ -5,10 +5,18 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Dict, Optional
 
 SHORTDESCR_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 SESSION_ID_RE = re.compile(r"^(\d{6})_(\d{4})--([A-Za-z0-9_]{1,8})--([0-9a-f]{4})$")
+
+# The tag key that marks every instance and volume of a session (its value is the session id).
+SESSION_TAG = "awsac:session"
+
+
+def session_tag_filter(session_id: str) -> Dict[str, Any]:
+    """The EC2 Describe* filter that selects the resources tagged with ``session_id``."""
+    return {"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}
 
 
 def check_shortdescr(shortdescr: str) -> Optional[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from awsac_agent import s3layout
 from awsac_agent.archive import build_archive
-from awsac_agent.sessionid import new_session_id
+from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filter
 from awsac_agent.status import JobRecord
 from awsac_agent.store import S3Store, SimpleDbStore
 from awsac_agent.userdata import UserData, build_userdata
@@ -95,9 +95,7 @@ class Session:
         return next(r for r in self.records if r.jobnr == jobnr)
 
     def session_volumes(self) -> list[dict[str, Any]]:
-        vols = self.ec2.describe_volumes(
-            Filters=[{"Name": "tag:awsac:session", "Values": [self.session_id]}]
-        )["Volumes"]
+        vols = self.ec2.describe_volumes(Filters=[session_tag_filter(self.session_id)])["Volumes"]
         return [v for v in vols if v["State"] != "deleted"]
 
     def object_text(self, key: str) -> str:
@@ -169,7 +167,7 @@ def start_session(
         InstanceType="c1.medium",
         UserData=ud,
         TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "awsac:session", "Value": sid}]}
+            {"ResourceType": "instance", "Tags": [{"Key": SESSION_TAG, "Value": sid}]}
         ],
     )
     ids = [i["InstanceId"] for i in resp["Instances"]]

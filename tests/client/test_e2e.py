@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsac_agent.sessionid import session_tag_filter
 
 from .conftest import simpledb_select_works, write_example
 
@@ -41,7 +42,7 @@ def poll(cli, sid: str, until, timeout: float = 180.0) -> dict[str, Any]:
 def tagged(boto3_client, sid: str) -> tuple[list[str], list[str], list[str]]:
     """(live instances, volumes, objects) still carrying session ``sid``."""
     ec2 = boto3_client("ec2")
-    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    filt = [session_tag_filter(sid)]
     inst = [
         i["InstanceId"]
         for r in ec2.describe_instances(Filters=filt)["Reservations"]

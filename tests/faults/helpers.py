@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from awsac_agent.sessionid import session_tag_filter
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTGEN = ROOT / "examples" / "eventgen"
 BUCKET = "awsac-fault-tests"
@@ -120,7 +122,7 @@ class Leftovers:
 def leftovers(boto3_client: Callable[[str], Any], sid: str, bucket: str = BUCKET) -> Leftovers:
     """Live instances, volumes and objects still carrying session ``sid``."""
     ec2 = boto3_client("ec2")
-    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    filt = [session_tag_filter(sid)]
     inst = [
         i["InstanceId"]
         for r in ec2.describe_instances(Filters=filt)["Reservations"]

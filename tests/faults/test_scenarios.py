@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsac_agent.sessionid import session_tag_filter
 
 from .helpers import (
     LONG_JOB,
@@ -282,7 +283,7 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
     assert records.load_record(sid).state == "running"
     again = ec2.run_instances(**args)  # the retry with the same ClientToken
     assert again["ReservationId"] == first["ReservationId"]
-    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    filt = [session_tag_filter(sid)]
     reservations = ec2.describe_instances(Filters=filt)["Reservations"]
     assert len(reservations) == 1 and len(reservations[0]["Instances"]) == 1
     snap = audit(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsac_agent.sessionid import session_tag_filter
 
 from .helpers import BUCKET, ROOT, audit, console, make_session, start
 
@@ -118,7 +119,7 @@ def test_no_secret_in_any_object_record_console_or_screenshot(
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in target.iterdir())
     # IMDSv2 is required on what awsac launched
     ec2 = boto3_client("ec2")
-    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    filt = [session_tag_filter(sid)]
     launched = [
         i for r in ec2.describe_instances(Filters=filt)["Reservations"] for i in r["Instances"]
     ]
@@ -242,7 +243,7 @@ def test_hostile_tag_values_reach_ec2_verbatim_and_no_shell(
     toml.write_text(toml.read_text() + f"\n[tags]\nnote = {_toml_str(HOSTILE)}\n")
     sid = start(cli, d)
     ec2 = boto3_client("ec2")
-    filt = [{"Name": "tag:awsac:session", "Values": [sid]}]
+    filt = [session_tag_filter(sid)]
     (inst,) = [
         i for r in ec2.describe_instances(Filters=filt)["Reservations"] for i in r["Instances"]
     ]
