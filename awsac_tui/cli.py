@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from awsac_agent.errors import AwsacError, FormatError
+from awsac_agent.status import FAILED, FINISHED, KILLED, LOST
 
 from .progress import Output
 from .spec import CloudProfile
@@ -105,10 +106,10 @@ def _counts(snap: Any) -> str:
 
 def snapshot_exit(snap: Any, *, final: bool) -> int:
     """1 when a job failed/was killed/lost (or, when ``final``, any job is not finished)."""
-    bad = {"failed", "killed", "lost"}
+    bad = {FAILED, KILLED, LOST}
     if any(j.status in bad for j in snap.jobs):
         return EXIT_FAILED
-    if final and any(j.status != "finished" for j in snap.jobs):
+    if final and any(j.status != FINISHED for j in snap.jobs):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -273,7 +274,7 @@ async def cmd_kill(args: argparse.Namespace, out: Output) -> int:
     rec = _load(args)
     status = await session.kill(rec, args.job, wait=args.wait, timeout=args.timeout)
     out.say(f"job {args.job}: {status}")
-    return EXIT_OK if (not args.wait or status == "killed") else EXIT_FAILED
+    return EXIT_OK if (not args.wait or status == KILLED) else EXIT_FAILED
 
 
 async def cmd_terminate(args: argparse.Namespace, out: Output) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from awsac_agent import s3layout
 from awsac_agent.errors import AwsacError, FormatError
+from awsac_agent.status import FINISHED
 
 from .progress import Output, human_size
 from .spec import CloudProfile
@@ -160,7 +161,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
     out.say(left)
     out.say(f"open it in the TUI: awsac   (then pick {sid})")
     out.say(f"clean up:           awsac cleanup {sid} --yes")
-    return 0 if all(j.status == "finished" for j in snap.jobs) else 1
+    return 0 if all(j.status == FINISHED for j in snap.jobs) else 1
 
 
 async def _wait_nothing_left(cloud, sid: str, timeout: float = 120.0) -> str:

@@ -13,6 +13,8 @@ from dataclasses import replace as _replace
 from datetime import UTC, datetime
 from typing import Any
 
+from awsac_agent.status import LOST, PENDING, TERMINAL, parse_iso
+
 
 @dataclass(frozen=True)
 class InstanceView:
@@ -133,8 +135,6 @@ def snapshot_to_json(snap: SessionSnapshot) -> str:
 
 def all_terminal(snap: SessionSnapshot) -> bool:
     """Whether every job of the snapshot has a terminal status."""
-    from awsac_agent.status import TERMINAL
-
     return bool(snap.jobs) and all(j.status in TERMINAL for j in snap.jobs)
 
 
@@ -150,7 +150,7 @@ def _record_jobs(record: Any) -> list[JobView]:
     return [
         JobView(
             jobnr=j.jobnr,
-            status="pending",
+            status=PENDING,
             launchindex=assignment.instance_for_job(j.jobnr, cpi),
             shellscript=j.script or None,
             snapshot=j.snapshot,
@@ -182,8 +182,6 @@ class Monitor:
     async def refresh(self) -> SessionSnapshot:
         """One refresh. Instances are read before the store, so a job whose instance is gone
         and whose status is still not terminal really never finished (-> lost)."""
-        from awsac_agent.status import TERMINAL, parse_iso
-
         from .session import describe_instances, describe_volumes
         from .sweep import last_good as _last_good
         from .sweep import sweep_session
@@ -262,7 +260,7 @@ class Monitor:
                 elif inst is None and (now - started).total_seconds() > self.boot_timeout:
                     reason = f"no instance with launch index {job.launchindex} exists"
                 if reason:
-                    job = _replace(job, status="lost", error=reason)
+                    job = _replace(job, status=LOST, error=reason)
                     lost.append((job.jobnr, reason))
             jobs.append(job)
         for rec in store_records.values():  # jobs the record does not know (should not happen)
@@ -277,7 +275,7 @@ class Monitor:
                 )
             )
 
-        reported = {j.instance_id for j in jobs if j.status != "pending"}
+        reported = {j.instance_id for j in jobs if j.status != PENDING}
         final_views = []
         for v in views:
             silent = (

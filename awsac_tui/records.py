@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from awsac_agent import s3layout
 from awsac_agent.errors import FormatError
 from awsac_agent.sessionid import is_session_id
+from awsac_agent.userdata import parse_userdata
 
 from .spec import CloudProfile
 
@@ -61,7 +63,7 @@ class SessionRecord:
     state: str = "starting"
     shortdescr: str = ""
     bucket: str = ""
-    archive_name: str = "sessionarchive.tar.bz2"
+    archive_name: str = s3layout.DEFAULT_ARCHIVE_NAME
     instance_type: str = ""
     image_id: str = ""
     image_owner: str | None = None
@@ -215,9 +217,8 @@ def read_paper_cfg(path: Path, text: str | None = None) -> SessionRecord:
         endpoint_url=s.get("awsac_endpoint_url") or None,
     )
     runuserdata = s.get("runuserdata", "")
-    archive_name = (
-        runuserdata.split(";")[2] if runuserdata.count(";") >= 3 else "sessionarchive.tar.bz2"
-    )
+    parsed = parse_userdata(runuserdata)
+    archive_name = parsed.archive_name if parsed else s3layout.DEFAULT_ARCHIVE_NAME
     return SessionRecord(
         session_id=sid,
         state=s.get("awsac_state", "running") if s.get("awsac_state") in STATES else "running",

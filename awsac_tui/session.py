@@ -26,7 +26,7 @@ from awsac_agent import assignment, jobscfg, s3layout
 from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.errors import AwsacError, CloudError, FormatError, join_problems
 from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filter
-from awsac_agent.status import TERMINAL
+from awsac_agent.status import PENDING, TERMINAL
 from awsac_agent.userdata import UserData, build_userdata
 
 from . import records
@@ -827,7 +827,7 @@ async def kill(
             async def terminal() -> bool:
                 nonlocal status
                 rec = {r.jobnr: r for r in await store.read_all()}.get(jobnr)
-                status = rec.status if rec else "pending"
+                status = rec.status if rec else PENDING
                 return status in TERMINAL
 
             await _wait(terminal, timeout, f"job {jobnr} to be killed")
@@ -872,7 +872,9 @@ async def console_output(
 def _log_from_tar(data: bytes, jobnr: int) -> str:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         members = [m for m in tar.getmembers() if m.isfile()]
-        pick = next((m for m in members if m.name.endswith(f"stdouterr_job_{jobnr}.log")), None)
+        pick = next(
+            (m for m in members if m.name.endswith(s3layout.stdouterr_log_name(jobnr))), None
+        )
         pick = pick or next((m for m in members if m.name.endswith(".log")), None)
         if pick is None:
             return ""

@@ -435,7 +435,7 @@ class Worker:
             return
         job_dir = self.s.jobs_dir / str(job.jobnr)
         job_dir.mkdir(parents=True, exist_ok=True)
-        log_path = job_dir / f"stdouterr_job_{job.jobnr}.log"
+        log_path = job_dir / s3layout.stdouterr_log_name(job.jobnr)
         fh = open(log_path, "ab")
         self.log(f"# preparing job {job.jobnr}...")
         self.log(f"  cwd for job: {job_dir}; running /bin/sh {script}")
@@ -611,7 +611,7 @@ class Worker:
         else:
             self.log(f"  job {n} made no {RESULTS_FILE}; noted in its status (results=none)")
             outcome = RESULTS_NONE
-        bundle = rj.job_dir / f"stdouterr_job_{n}.tar.bz2"
+        bundle = rj.job_dir / s3layout.stdouterr_name(n)
         changed = bundle_redacted(rj.log_path, bundle, rj.log_path.name)
         if changed:
             self.log(f"  redacted {changed} line(s) with credentials in the output of job {n}")
@@ -687,7 +687,7 @@ class Worker:
             return
         try:
             with self.log.step("bundle and upload the processjobs log"):
-                bundle = self.s.work_dir / f"processjobslog_LI_{self.launch_index}.tar.bz2"
+                bundle = self.s.work_dir / s3layout.processjobslog_name(self.launch_index)
                 self.log(
                     f"  bundled processjobs.log to {bundle.name}; no lines after this are in it"
                 )

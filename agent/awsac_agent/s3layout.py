@@ -19,16 +19,36 @@ def archive_key(session_id: str, archive_name: str = DEFAULT_ARCHIVE_NAME) -> st
     return f"{session_id}/{archive_name}"
 
 
+def results_name(jobnr: int) -> str:
+    """File name of a job's results bundle (the key's last part)."""
+    return f"results_job_{jobnr}.tar.bz2"
+
+
+def stdouterr_log_name(jobnr: int) -> str:
+    """File name of a job's stdout+stderr log (inside its stdouterr bundle)."""
+    return f"stdouterr_job_{jobnr}.log"
+
+
+def stdouterr_name(jobnr: int) -> str:
+    """File name of the bundle holding a job's stdout+stderr log."""
+    return f"stdouterr_job_{jobnr}.tar.bz2"
+
+
+def processjobslog_name(launch_index: int) -> str:
+    """File name of the bundle holding an instance's worker log."""
+    return f"processjobslog_LI_{launch_index}.tar.bz2"
+
+
 def results_key(session_id: str, jobnr: int) -> str:
-    return f"{session_id}/results_job_{jobnr}.tar.bz2"
+    return f"{session_id}/{results_name(jobnr)}"
 
 
 def stdouterr_key(session_id: str, jobnr: int) -> str:
-    return f"{session_id}/stdouterr_job_{jobnr}.tar.bz2"
+    return f"{session_id}/{stdouterr_name(jobnr)}"
 
 
 def processjobslog_key(session_id: str, launch_index: int) -> str:
-    return f"{session_id}/processjobslog_LI_{launch_index}.tar.bz2"
+    return f"{session_id}/{processjobslog_name(launch_index)}"
 
 
 def live_log_key(session_id: str, jobnr: int) -> str:
