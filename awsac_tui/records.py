@@ -19,6 +19,7 @@ from awsac_agent.errors import FormatError
 from awsac_agent.sessionid import is_session_id
 from awsac_agent.userdata import parse_userdata
 
+from .local.common import state_dir
 from .spec import CloudProfile
 
 STATES = ("starting", "running", "ended", "cleaned", "failed")
@@ -36,15 +37,6 @@ PAPER_KEYS = (
     "ec2_uid",
     "instance_type",
 )
-
-
-def state_dir() -> Path:
-    """``$AWSAC_STATE_DIR``, else ``$XDG_STATE_HOME/awsac``, else ``~/.local/state/awsac``."""
-    if os.environ.get("AWSAC_STATE_DIR"):
-        return Path(os.environ["AWSAC_STATE_DIR"])
-    if os.environ.get("XDG_STATE_HOME"):
-        return Path(os.environ["XDG_STATE_HOME"]) / "awsac"
-    return Path.home() / ".local" / "state" / "awsac"
 
 
 def sessions_dir() -> Path:
