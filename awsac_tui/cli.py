@@ -142,12 +142,17 @@ def _load(args: argparse.Namespace) -> Any:
     return dataclasses.replace(rec, cloud=prof) if prof else rec
 
 
-def _ask_tty(question: str) -> bool:
+def _read_yes(question: str) -> bool:
     try:
         answer = input(f"{question} (y/n): ")
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
+
+
+async def _ask_tty(question: str) -> bool:
+    """Ask ``question`` on the terminal without blocking the event loop while the user thinks."""
+    return await asyncio.to_thread(_read_yes, question)
 
 
 def _cloud_flags(p: argparse.ArgumentParser) -> None:
@@ -187,7 +192,7 @@ async def cmd_start(args: argparse.Namespace, out: Output) -> int:
         with out.bar("uploading session archive") as bar:
             record = await session.start(plan, cloud, confirm=confirm, progress=bar, say=out.say)
     if args.write_cfg:
-        path = records.write_paper_cfg(record, Path.cwd())
+        path = await asyncio.to_thread(records.write_paper_cfg, record, Path.cwd())
         out.say(f"# saving session to file... {path.name}")
     if args.json:
         print(
@@ -332,9 +337,9 @@ async def cmd_ssh(args: argparse.Namespace, out: Output) -> int:
     if cmd[:3] == ["awsac", "local", "shell"]:
         from .local import cli as local_cli
 
-        return int(local_cli.main(cmd[2:]) or 0)
+        return int(await asyncio.to_thread(local_cli.main, cmd[2:]) or 0)
     out.say("$ " + " ".join(cmd))
-    return subprocess.call(cmd)
+    return await asyncio.to_thread(subprocess.call, cmd)
 
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:

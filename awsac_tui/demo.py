@@ -106,7 +106,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
     )
     out.say(f"  snapshot {snap_id}")
     outdir = Path(outdir) if outdir else Path.cwd() / "awsac-demo-results"
-    outdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="awsac-demo-") as tmp:
         spec_path = await asyncio.to_thread(
             prepare_job_dir, example, Path(tmp) / EXAMPLE, snap_id, info.image_id, info.account_id
@@ -150,7 +150,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
                 kind, n = s3layout.classify(d.key)
                 if kind == "results" and n is not None:
                     sizes[n] = d.size
-        save_record(record.with_(state="ended"))
+        await asyncio.to_thread(save_record, record.with_(state="ended"))
     out.say("")
     out.say(format_job_blocks(snap))
     out.say("")

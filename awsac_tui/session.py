@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from awsac_agent import assignment, jobscfg, s3layout
 from awsac_agent.bootstrap import stock_userdata
@@ -189,7 +189,7 @@ async def plan_start(
         lines = list(jobs or [])
     else:
         spec, lines = await asyncio.to_thread(_load_spec, spec_path, archive)
-    tmpdir = Path(tempfile.mkdtemp(prefix="awsac-start-"))
+    tmpdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="awsac-start-"))
     note = None
     try:
         if spec.archive:
@@ -250,8 +250,13 @@ async def plan_start(
             tmpdir=tmpdir,
         )
     except BaseException:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        await _remove_tree(tmpdir)
         raise
+
+
+async def _remove_tree(path: Path) -> None:
+    """Remove a temporary directory (and the archive in it) off the event loop."""
+    await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
 
 
 async def upload_file(
@@ -436,7 +441,7 @@ async def start(
     """Create the session of ``plan``; any failure removes what this start created, and says so."""
     spec = plan.spec
     sid = plan.session_id
-    record = records.save_record(_record_for(plan))
+    record = await asyncio.to_thread(records.save_record, _record_for(plan))
     say(f"session id: {sid} (record {record.path})")
     created: dict[str, Any] = {"archive": False, "store": False, "run": False}
     try:
@@ -471,7 +476,9 @@ async def start(
             resp = await ec2.run_instances(**_run_args(plan))
         rid = resp.get("ReservationId") or ""
         say(f"Request accepted. EC2 reservation ID: {rid}")
-        record = records.save_record(record.with_(reservation_id=rid, state="running"))
+        record = await asyncio.to_thread(
+            records.save_record, record.with_(reservation_id=rid, state="running")
+        )
         return record
     except BaseException as exc:
         removed = await asyncio.shield(_undo_start(cloud, record, created))
@@ -484,7 +491,7 @@ async def start(
         raise
     finally:
         if plan.tmpdir:
-            shutil.rmtree(plan.tmpdir, ignore_errors=True)
+            await _remove_tree(plan.tmpdir)
 
 
 async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, Any]) -> list[str]:
@@ -500,12 +507,14 @@ async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, An
     except (AwsacError, Exception) as exc:  # noqa: BLE001 - report, keep the record
         problems.append(str(exc))
     if problems:
-        records.save_record(record.with_(state="failed", error="; ".join(problems)))
+        await asyncio.to_thread(
+            records.save_record, record.with_(state="failed", error="; ".join(problems))
+        )
         removed.append(
             f"(could not remove everything: {'; '.join(problems)}; run `awsac cleanup {record.session_id}`)"
         )
     else:
-        records.delete_record(record)
+        await asyncio.to_thread(records.delete_record, record)
         removed.append(f"session record {records.record_path(record.session_id)}")
     return removed
 
@@ -648,19 +657,19 @@ async def results(
                     return
                 action = "overwritten"
             async with sem:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                tmp = path.with_name(f".{path.name}.part")
                 async with cloud_errors(f"downloading s3://{record.bucket}/{key}"):
                     resp = await s3.get_object(Bucket=record.bucket, Key=key)
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    with os.fdopen(fd, "wb") as fh:
+                    tmp, fh = await asyncio.to_thread(_open_part, path)
+                    try:
                         async with resp["Body"] as body:
                             while chunk := await body.read(1024 * 1024):
                                 await asyncio.to_thread(fh.write, chunk)
                                 done += len(chunk)
                                 report(done, total)
-                os.chmod(tmp, 0o600)
-                tmp.replace(path)
+                        await asyncio.to_thread(_commit_part, fh, tmp, path)
+                    except BaseException:
+                        await asyncio.to_thread(_discard_part, fh, tmp)
+                        raise
             out.append(Download(key, path, action, size))
 
         await asyncio.gather(*(one(k, e, s) for k, e, s in listing))
@@ -670,6 +679,27 @@ async def results(
         extra = {"skipped": " (identical)", "kept": " (differs; use --overwrite to replace it)"}
         say(f"{d.action} {rel}{extra.get(d.action, '')}")
     return out
+
+
+def _open_part(path: Path) -> tuple[Path, BinaryIO]:
+    """Create ``path``'s directory and open its private ``.part`` file for writing."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return tmp, os.fdopen(fd, "wb")
+
+
+def _commit_part(fh: BinaryIO, tmp: Path, path: Path) -> None:
+    """Close a completed ``.part`` file and move it into place (mode 0600)."""
+    fh.close()
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def _discard_part(fh: BinaryIO, tmp: Path) -> None:
+    """Close and remove the ``.part`` file of a failed download (nothing half-written stays)."""
+    fh.close()
+    tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- cleanup
@@ -798,7 +828,7 @@ async def cleanup(
                 for item in await _delete_objects(c, record, None):
                     note(f"deleted {item}")
     if set(CLEANUP_KINDS) <= kinds and record.path and records.record_path(sid).exists():
-        records.save_record(record.with_(state="cleaned"))
+        await asyncio.to_thread(records.save_record, record.with_(state="cleaned"))
     return removed
 
 
@@ -967,3 +997,112 @@ def estimate_cost(
     note = "" if price is not None else f"no price for {instance_type} in the shipped table"
     total = round(price * n_instances * hours, 4) if price is not None else None
     return CostEstimate(instance_type, n_instances, hours, price, total, region, note)
+
+
+# ----------------------------------------------------------------------------- compose choices
+
+
+@dataclass(frozen=True)
+class ComposeChoices:
+    """What the account offers for composing a session; ``notes`` say which lists could not be read.
+
+    ``snapshots``: (snapshot id, description, size GiB, start time ISO 8601 UTC), newest first;
+    ``images``: (image id, name); ``instance_types``: (name, vCPUs, USD per hour or None).
+    """
+
+    snapshots: tuple[tuple[str, str, int, str], ...] = ()
+    images: tuple[tuple[str, str], ...] = ()
+    instance_types: tuple[tuple[str, int, float | None], ...] = ()
+    key_pairs: tuple[str, ...] = ()
+    buckets: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+async def compose_choices(cloud: Cloud) -> ComposeChoices:
+    """The account's snapshots, images, priced instance types, key pairs and buckets, in parallel.
+
+    Each list is read on its own: a call the account may not make (AccessDenied) or that fails
+    leaves its list empty and adds a note; a refused ListBuckets is silent (buckets are optional).
+    Snapshots made for images (an AMI's root disk) are left out: they are not job data.
+    """
+    from datetime import UTC
+
+    from .cloud import CLOUD_EXCEPTIONS, CREDENTIAL_CODES
+
+    table = tomllib.loads((Path(__file__).parent / "data" / "prices.toml").read_text("utf-8"))
+    regions = table.get("regions", {})
+    prices: dict[str, float] = regions.get(cloud.region or "") or regions.get("us-east-1", {})
+
+    async def pages(service: str, operation: str, key: str, **kw: Any) -> list[dict[str, Any]]:
+        client = await cloud.client(service)
+        out: list[dict[str, Any]] = []
+        async for page in client.get_paginator(operation).paginate(**kw):
+            out.extend(page.get(key) or [])
+        return out
+
+    async def snapshots() -> tuple[tuple[str, str, int, str], ...]:
+        found = await pages("ec2", "describe_snapshots", "Snapshots", OwnerIds=["self"])
+        image_disk = ("Auto-created snapshot for AMI", "Created by CreateImage", "Copied for")
+        found = [s for s in found if not (s.get("Description") or "").startswith(image_disk)]
+        found.sort(key=lambda s: (s.get("StartTime") is not None, s.get("StartTime")), reverse=True)
+        return tuple(
+            (
+                s["SnapshotId"],
+                s.get("Description") or "",
+                int(s.get("VolumeSize") or 0),
+                s["StartTime"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if s.get("StartTime")
+                else "",
+            )
+            for s in found
+        )
+
+    async def images() -> tuple[tuple[str, str], ...]:
+        found = await pages("ec2", "describe_images", "Images", Owners=["self"])
+        return tuple(sorted((i["ImageId"], i.get("Name") or "") for i in found))
+
+    async def instance_types() -> tuple[tuple[str, int, float | None], ...]:
+        if not prices:
+            return ()
+        found = await pages(
+            "ec2",
+            "describe_instance_types",
+            "InstanceTypes",
+            Filters=[{"Name": "instance-type", "Values": sorted(prices)}],
+        )
+        vcpus = {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in found}
+        return tuple(
+            (name, vcpus[name], prices.get(name))
+            for name in sorted(vcpus, key=lambda n: (prices.get(n, float("inf")), n))
+        )
+
+    async def key_pairs() -> tuple[str, ...]:
+        ec2 = await cloud.client("ec2")
+        resp = await ec2.describe_key_pairs()
+        return tuple(sorted(k["KeyName"] for k in resp.get("KeyPairs") or [] if k.get("KeyName")))
+
+    async def buckets() -> tuple[str, ...]:
+        found = await pages("s3", "list_buckets", "Buckets")
+        return tuple(sorted(b["Name"] for b in found))
+
+    async def one(
+        what: str, operation: str, fetch: Callable[[], Awaitable[tuple[Any, ...]]]
+    ) -> tuple[tuple[Any, ...], str]:
+        try:
+            return await fetch(), ""
+        except CLOUD_EXCEPTIONS as exc:
+            code = error_code(exc)
+            if code in CREDENTIAL_CODES:
+                if operation == "ListBuckets":
+                    return (), ""
+                return (), f"{what}: not allowed to call {operation} ({code}); type them by hand"
+            return (), f"{what}: {operation} failed ({code or type(exc).__name__})"
+
+    got = await asyncio.gather(
+        one("snapshots", "DescribeSnapshots", snapshots),
+        one("images", "DescribeImages", images),
+        one("instance types", "DescribeInstanceTypes", instance_types),
+        one("key pairs", "DescribeKeyPairs", key_pairs),
+        one("buckets", "ListBuckets", buckets),
+    )
+    return ComposeChoices(*(g[0] for g in got), notes=tuple(g[1] for g in got if g[1]))
