@@ -1095,7 +1095,7 @@ async def compose_choices(cloud: Cloud) -> ComposeChoices:
             if code in CREDENTIAL_CODES:
                 if operation == "ListBuckets":
                     return (), ""
-                return (), f"{what}: not allowed to call {operation} ({code}); type them by hand"
+                return (), f"{what}: this account may not call {operation} ({code})"
             return (), f"{what}: {operation} failed ({code or type(exc).__name__})"
 
     got = await asyncio.gather(

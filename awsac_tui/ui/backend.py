@@ -63,6 +63,8 @@ class SessionSummary:
 class SnapshotInfo:
     snapshot_id: str
     description: str = ""
+    size_gib: int | None = None
+    start_time: str = ""  # ISO 8601 UTC, "" when unknown
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class ComposeChoices:
     instance_types: tuple[InstanceTypeInfo, ...] = ()
     key_pairs: tuple[str, ...] = ()
     buckets: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # lists the account could not read (e.g. AccessDenied)
 
 
 @runtime_checkable

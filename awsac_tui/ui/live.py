@@ -46,21 +46,6 @@ def _price_table(region: str | None) -> dict[str, float]:
     return dict(regions.get(region or "us-east-1") or regions.get("us-east-1") or {})
 
 
-def _local_snapshots() -> tuple[SnapshotInfo, ...]:
-    """The local cloud's own snapshots that hold content, with their descriptions."""
-    from awsac_tui.local import service
-
-    try:
-        current = service.status()
-    except (AwsacError, OSError):
-        return ()
-    return tuple(
-        SnapshotInfo(s["snapshot_id"], s.get("description") or "")
-        for s in current.snapshots
-        if s.get("has_content")
-    )
-
-
 def default_profile() -> CloudProfile:
     """The local cloud when it is running, else the default AWS profile."""
     try:
@@ -168,24 +153,15 @@ class LiveBackend:
     async def compose_choices(self) -> ComposeChoices:
         profile = self.compose_profile or default_profile()
         cloud = await self._cloud(profile)
-        listing = getattr(session, "compose_choices", None)
-        if listing is not None:  # the client's own listing, when it has one
-            return await listing(cloud)
-        prices = _price_table(cloud.region)
-        types = []
-        for name, price in sorted(prices.items(), key=lambda kv: kv[1]):
-            try:
-                vcpus = await session._vcpus(cloud, name, "instance type")
-            except AwsacError:
-                continue
-            types.append(InstanceTypeInfo(name, vcpus, price))
-        images: tuple[ImageInfo, ...] = ()
-        snapshots: tuple[SnapshotInfo, ...] = ()
-        info = getattr(cloud, "local_info", None)
-        if info is not None:
-            images = (ImageInfo(info.image_id, "awsac-local"),)
-            snapshots = await asyncio.to_thread(_local_snapshots)
-        return ComposeChoices(instance_types=tuple(types), images=images, snapshots=snapshots)
+        got = await session.compose_choices(cloud)
+        return ComposeChoices(
+            snapshots=tuple(SnapshotInfo(*s) for s in got.snapshots),
+            images=tuple(ImageInfo(*i) for i in got.images),
+            instance_types=tuple(InstanceTypeInfo(*t) for t in got.instance_types),
+            key_pairs=got.key_pairs,
+            buckets=got.buckets,
+            notes=got.notes,
+        )
 
     async def start(
         self,

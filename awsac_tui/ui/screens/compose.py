@@ -105,7 +105,11 @@ class JobLineModal(ModalScreen[JobLine | None]):
     def compose(self) -> ComposeResult:
         line = self.line
         snap_options = [
-            (f"{s.snapshot_id}  {s.description}", s.snapshot_id) for s in self.choices.snapshots
+            (
+                f"{s.snapshot_id}  {s.description}" + (f"  {s.size_gib} GiB" if s.size_gib else ""),
+                s.snapshot_id,
+            )
+            for s in self.choices.snapshots
         ]
         snap_options.append(("-  (no software volume)", NO_SNAPSHOT))
         known = {v for _, v in snap_options}
@@ -493,14 +497,15 @@ class ComposeScreen(Screen):
         self.query_one("#plan", Static).update(
             describe_plan(n, self.cores_per_instance(spec), price)
         )
-        problems = self.query_one("#problems", Static)
+        t = Text()
         if self.problems:
-            t = Text()
             for k, p in enumerate(self.problems):
                 t.append(("\n" if k else "") + "✗ " + p, style="red")
-            problems.update(t)
         else:
-            problems.update(Text("✓ valid: ctrl+s saves, ctrl+r starts", style="green"))
+            t.append("✓ valid: ctrl+s saves, ctrl+r starts", style="green")
+        for note in self.choices.notes:
+            t.append("\n! " + note, style="yellow")
+        self.query_one("#problems", Static).update(t)
         where = str(self.job_dir) if self.job_dir else "no job dir"
         shown = ", ".join(self.scripts[:6]) + (" …" if len(self.scripts) > 6 else "")
         self.query_one("#scripts", Static).update(
