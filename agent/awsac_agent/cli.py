@@ -10,9 +10,29 @@ from . import __version__
 from .errors import AwsacError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .processjobs import add_arguments
+def add_worker_arguments(p: argparse.ArgumentParser) -> None:
+    """The worker's options (``processjobs``); here so that ``autorun`` need not import the worker."""
+    p.add_argument(
+        "--keep-instance",
+        action="store_true",
+        help="do everything except terminating this instance (for debugging)",
+    )
+    p.add_argument(
+        "--keep-instance-on-failure",
+        type=float,
+        metavar="MIN",
+        default=None,
+        help="when something failed, keep the instance MIN minutes before terminating it",
+    )
+    p.add_argument(
+        "--session-dir",
+        default=None,
+        help="the extracted session archive (default: $AWSACworkingDir or the current directory)",
+    )
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``awsac-agent`` command line; imports neither the worker nor boto3."""
     p = argparse.ArgumentParser(
         prog="awsac-agent",
         description="The instance side of awsac: boot step and job worker of a session.",
@@ -33,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the worker: run this instance's jobs, save their output, clean up, terminate",
         description="Run this instance's jobs of the session in the current directory.",
     )
-    add_arguments(pj)
+    add_worker_arguments(pj)
     return p
 
 

@@ -585,7 +585,10 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - the job ends failed, the others go on
             error = f"saving the output failed: {describe(exc)}"
             self.log(f"  job {n}: {error}")
-        self.refresh_live(rj, force=True)
+        if error is not None:
+            # The saved log is not there: the live tail is the only copy of the output's end.
+            # Once the saved log is uploaded the client reads that instead (one PUT per job less).
+            self.refresh_live(rj, force=True)
         self.log(f"  saving job {n} took {time.monotonic() - t0:.1f} s")
         if rj.end_reason == "killed":
             status, error = KILLED, error or "killed on request"
@@ -790,32 +793,15 @@ def bundle_redacted(src: Path, dest: Path, arcname: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The worker's own command line (``awsac-processjobs.pyz [options]``)."""
+    from .cli import add_worker_arguments
+
     p = argparse.ArgumentParser(
         prog="awsac-processjobs",
         description="Run this instance's jobs of an awsac session, save their output, clean up.",
     )
-    add_arguments(p)
+    add_worker_arguments(p)
     return p
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--keep-instance",
-        action="store_true",
-        help="do everything except terminating this instance (for debugging)",
-    )
-    p.add_argument(
-        "--keep-instance-on-failure",
-        type=float,
-        metavar="MIN",
-        default=None,
-        help="when something failed, keep the instance MIN minutes before terminating it",
-    )
-    p.add_argument(
-        "--session-dir",
-        default=None,
-        help="the extracted session archive (default: $AWSACworkingDir or the current directory)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

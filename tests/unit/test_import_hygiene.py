@@ -79,3 +79,25 @@ def test_the_checker_sees_imports(tmp_path: Path) -> None:
         (2, "aiobotocore"),
         (5, "yaml"),
     ]
+
+
+def test_agent_command_line_does_not_import_the_worker() -> None:
+    """``awsac-agent autorun`` parses its command line without the worker or boto3 (boot time)."""
+    import subprocess
+
+    code = (
+        "import sys; from awsac_agent import cli\n"
+        "args = cli.build_parser().parse_args(['processjobs', '--keep-instance-on-failure', '3'])\n"
+        "assert args.keep_instance_on_failure == 3.0, args\n"
+        "cli.build_parser().parse_args(['autorun'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('boto', 'awsac_agent.processjobs'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=AGENT.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "[]"
