@@ -30,7 +30,7 @@ from awsac_agent.status import PENDING, TERMINAL
 from awsac_agent.userdata import UserData, build_userdata
 
 from . import records
-from .cloud import Cloud, cloud_errors, error_code
+from .cloud import Cloud, cloud_errors, error_code, translate
 from .records import SessionRecord
 from .spec import CloudProfile, SessionSpec
 from .store import open_store
@@ -292,9 +292,17 @@ async def upload_file(
         await s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
         )
-    except BaseException:
-        with contextlib.suppress(Exception):
+    except BaseException as exc:
+        try:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"])
+        except Exception as abort_exc:  # noqa: BLE001 - reported with the upload's own error
+            if isinstance(exc, Exception):
+                raise CloudError(
+                    f"uploading {path} to s3://{bucket}/{key} failed ({exc}), and its incomplete "
+                    f"multipart upload could not be aborted ({abort_exc}); S3 keeps (and bills) "
+                    f"its parts until you run `aws s3api abort-multipart-upload --bucket {bucket} "
+                    f"--key {key} --upload-id {up['UploadId']}`"
+                ) from exc
         raise
 
 
@@ -789,16 +797,28 @@ async def cleanup(
             if vids and await _ask(
                 confirm, f"delete {len(vids)} volume(s) of {sid} ({', '.join(vids)})?"
             ):
+                detach_problems: list[str] = []
                 for v in vols:
                     if v.get("Attachments"):
-                        with contextlib.suppress(Exception):
+                        try:
                             await ec2.detach_volume(VolumeId=v["VolumeId"], Force=True)
+                        except Exception as exc:  # noqa: BLE001 - said, and named if the wait times out
+                            code = error_code(exc)
+                            if not code.startswith(("IncorrectState", "InvalidVolume.NotFound")):
+                                problem = f"DetachVolume {v['VolumeId']}: {translate(exc)}"
+                                detach_problems.append(problem)
+                                say(problem)
 
                 async def detached() -> bool:
                     now = {v["VolumeId"]: v for v in await describe_volumes(c, sid)}
                     return all(not now.get(x, {}).get("Attachments") for x in vids)
 
-                await _wait(detached, timeout, "volumes to detach")
+                await _wait(
+                    detached,
+                    timeout,
+                    "volumes to detach"
+                    + (f" ({'; '.join(detach_problems)})" if detach_problems else ""),
+                )
                 for vid in vids:
                     try:
                         await ec2.delete_volume(VolumeId=vid)
