@@ -750,17 +750,22 @@ class Worker:
                 self.log(f"  ({type(exc).__name__}: tearing down)")
         finally:
             try:
-                self.stop_running(self.failure or "tear down")
-                self.fail_unfinished(self.failure or "the agent stopped before this job ran")
-            except Exception as exc:  # noqa: BLE001
-                self.log(f"  marking unfinished jobs failed: {describe(exc)}")
-            self.flush_statuses()
-            self.log(f"# tear down ({time.monotonic() - self.started:.1f} s since start)...")
-            self.fault_step("teardown")
-            self.teardown_volumes()
-            self.upload_own_log()
-            self.terminate()
-            signal.signal(signal.SIGTERM, previous)
+                try:
+                    self.stop_running(self.failure or "tear down")
+                    self.fail_unfinished(self.failure or "the agent stopped before this job ran")
+                except Exception as exc:  # noqa: BLE001
+                    self.log(f"  marking unfinished jobs failed: {describe(exc)}")
+                self.flush_statuses()
+                self.log(f"# tear down ({time.monotonic() - self.started:.1f} s since start)...")
+                self.fault_step("teardown")
+                self.teardown_volumes()
+                self.upload_own_log()
+            finally:
+                # Whatever failed above (or a second SIGTERM), the instance still ends itself.
+                try:
+                    self.terminate()
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
         return 1 if self.failure else 0
 
 
