@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from awsac_agent import s3layout
 from awsac_agent.errors import AwsacError, FormatError
@@ -18,6 +19,10 @@ from awsac_agent.status import FINISHED
 
 from .progress import Output, human_size
 from .spec import CloudProfile
+
+if TYPE_CHECKING:
+    from .cloud import Cloud
+    from .monitor import SessionSnapshot
 
 EXAMPLE = "eventgen"
 
@@ -61,7 +66,7 @@ def prepare_job_dir(example: Path, dest: Path, snapshot_id: str, image_id: str, 
     return spec_path
 
 
-def summary_table(snap, result_sizes: dict[int, int]) -> str:
+def summary_table(snap: SessionSnapshot, result_sizes: dict[int, int]) -> str:
     """job, instance, launch index, status, return code, run time, result size."""
     head = ("job", "instance", "LI", "status", "rc", "run time", "result")
     rows = [head]
@@ -164,7 +169,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
     return 0 if all(j.status == FINISHED for j in snap.jobs) else 1
 
 
-async def _wait_nothing_left(cloud, sid: str, timeout: float = 120.0) -> str:
+async def _wait_nothing_left(cloud: Cloud, sid: str, timeout: float = 120.0) -> str:
     """Wait until the agent has terminated its instances and deleted its volumes; say what is left."""
     from .session import describe_instances, describe_volumes
 

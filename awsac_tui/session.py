@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from awsac_agent import assignment, jobscfg, s3layout
 from awsac_agent.bootstrap import stock_userdata
@@ -34,6 +34,9 @@ from .cloud import Cloud, cloud_errors, error_code, translate
 from .records import SessionRecord
 from .spec import CloudProfile, SessionSpec
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .monitor import SessionSnapshot
 
 BOOKKEEPING_PREFIXES = (s3layout.LIVE_PREFIX, s3layout.CONTROL_PREFIX, s3layout.STATUS_PREFIX)
 PART_SIZE = 8 * 1024 * 1024
@@ -565,7 +568,9 @@ async def describe_volumes(cloud: Cloud, session_id: str) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------- check
 
 
-async def check(record: SessionRecord, cloud: Cloud | None = None, **monitor_kw: Any):
+async def check(
+    record: SessionRecord, cloud: Cloud | None = None, **monitor_kw: Any
+) -> SessionSnapshot:
     """One refresh of the session: a SessionSnapshot."""
     from .monitor import Monitor
 
