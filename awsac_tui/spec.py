@@ -697,12 +697,12 @@ def jobs_from_archive(
 ) -> tuple[list[JobLine] | None, list[str]]:
     """jobs.cfg read from inside a prebuilt session archive (None if unreadable), and every
     problem: no jobs.cfg, parse errors, scripts missing from the archive."""
-    from awsac_agent.archive import read_member
+    from awsac_agent.archive import JOBS_CFG, read_member
     from awsac_agent.errors import ArchiveError
 
     where = _where(source, lines, "archive")
     try:
-        data = read_member(archive_path, "jobs.cfg")
+        data = read_member(archive_path, JOBS_CFG)
     except ArchiveError as exc:
         return None, [f"{where}: {exc}"]
     if data is None:

@@ -15,14 +15,17 @@ from typing import Dict, Optional
 
 from . import __version__, s3layout
 from .agentlog import AgentLog
-from .archive import safe_extract
+from .archive import AUTORUN_SH, safe_extract
 from .aws import Clients
 from .imds import Imds, ImdsError
 from .retry import describe, retry
 from .userdata import MARKER, lease_grace, parse_userdata
 
-AUTORUN_SH = "awsac_all_instances_autorun.sh"
+# The instance's work directory, shared with the worker (processjobs imports these names).
 DEFAULT_WORK_DIR = "/mnt/awsac"
+SESSION_INFO_DIR = "sessioninfo"
+SESSION_INFO_FILE = "awsac.sessinfo"
+JOBS_DIR = "jobs"
 
 
 def session_string(text: str) -> str:
@@ -37,13 +40,13 @@ def session_string(text: str) -> str:
 
 def session_env(work: Path, session_id: str, region: Optional[str]) -> Dict[str, str]:
     """The paper's environment for the session's autorun script (and, through it, the worker)."""
-    info_dir = work / "sessioninfo"
+    info_dir = work / SESSION_INFO_DIR
     env = {
         "AWSAC_WORK_DIR": str(work),
         "AWSACworkingDir": str(work / "session"),
-        "ATLASworkingDir": str(work / "jobs"),
+        "ATLASworkingDir": str(work / JOBS_DIR),
         "SessionInfoDir": str(info_dir),
-        "SessionInfoFile": str(info_dir / "awsac.sessinfo"),
+        "SessionInfoFile": str(info_dir / SESSION_INFO_FILE),
         "AWSACAutostartFile": str(work / "session" / AUTORUN_SH),
         "AWSAC_SESSION_ID": session_id,
         "PYTHONUNBUFFERED": "1",

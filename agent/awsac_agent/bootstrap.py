@@ -8,9 +8,10 @@ agent's boot step from it, exactly as the image's ``awsac-autorun.service`` woul
 from __future__ import annotations
 
 from . import s3layout
+from .archive import PROCESSJOBS_PYZ
 from .userdata import UserData, build_userdata, wrap_cloud_init
 
-WORKER_NAME = "awsac-processjobs.pyz"
+WORKER_NAME = PROCESSJOBS_PYZ  # the worker zipapp in the session archive
 
 # The instance profile's credentials and the region come from the metadata service (IMDSv2).
 # Prints the region, so the shell part can hand it to the boot step.

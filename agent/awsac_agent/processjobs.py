@@ -21,7 +21,9 @@ from boto3.s3.transfer import TransferConfig
 
 from . import faults, s3layout
 from .agentlog import AgentLog
+from .archive import JOBS_CFG
 from .assignment import jobs_for_instance
+from .autorun import DEFAULT_WORK_DIR, JOBS_DIR, SESSION_INFO_DIR, SESSION_INFO_FILE
 from .aws import Clients
 from .devices import DeviceProvider, provider_from_env
 from .errors import AwsacError, FormatError
@@ -46,7 +48,6 @@ from .status import (
 from .store import StatusStore, make_store
 from .userdata import UserData, parse_userdata
 
-DEFAULT_WORK_DIR = "/mnt/awsac"
 RESULTS_FILE = "results.tar.bz2"
 TRANSFER = TransferConfig(
     multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024
@@ -77,15 +78,15 @@ class Settings:
 
     @property
     def session_info_dir(self) -> Path:
-        return self.work_dir / "sessioninfo"
+        return self.work_dir / SESSION_INFO_DIR
 
     @property
     def session_info_file(self) -> Path:
-        return Path(os.environ.get("SessionInfoFile") or self.session_info_dir / "awsac.sessinfo")
+        return Path(os.environ.get("SessionInfoFile") or self.session_info_dir / SESSION_INFO_FILE)
 
     @property
     def jobs_dir(self) -> Path:
-        return self.work_dir / "jobs"
+        return self.work_dir / JOBS_DIR
 
     @property
     def volumes_dir(self) -> Path:
@@ -293,8 +294,8 @@ class Worker:
                 f"  the ami-launch-index of this instance ({self.instance_id}) is {self.launch_index}"
             )
             self.log(f"  the Availability Zone of this instance is {self.zone}")
-        with self.log.step(f"parsing the jobs file {self.s.session_dir / 'jobs.cfg'}"):
-            lines = read_jobs_cfg(self.s.session_dir / "jobs.cfg")
+        with self.log.step(f"parsing the jobs file {self.s.session_dir / JOBS_CFG}"):
+            lines = read_jobs_cfg(self.s.session_dir / JOBS_CFG)
             all_jobs = expand_jobs(lines)
             mine = set(
                 jobs_for_instance(self.launch_index, self.ud.cores_per_instance, len(all_jobs))
