@@ -64,7 +64,7 @@ class AwsacApp(App[int]):
     TITLE = "awsac"
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
-        Binding("ctrl+t", "toggle_dark", "theme", show=False),
+        Binding("ctrl+t", "toggle_dark", "dark/light theme", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
     ]
 
@@ -113,12 +113,15 @@ class AwsacApp(App[int]):
 
     def action_help(self) -> None:
         lines = []
-        for node in (self.screen, self):
-            for b in node.BINDINGS:
-                if isinstance(b, Binding) and b.description:
-                    lines.append(f"{(b.key_display or b.key):>10}  {b.description}")
+        seen: set[str] = set()
+        for node in (self.screen, self):  # each key once, the screen's own meaning first
+            ours = [c for c in type(node).__mro__ if c.__module__.startswith("awsac_tui")]
+            for cls in ours:
+                for b in cls.__dict__.get("BINDINGS", ()):
+                    if isinstance(b, Binding) and b.description and b.key not in seen:
+                        seen.add(b.key)
+                        lines.append(f"{(b.key_display or b.key):>10}  {b.description}")
         lines.append(f"{'ctrl+p':>10}  command palette")
-        lines.append(f"{'ctrl+t':>10}  dark/light theme")
         self.push_screen(MessageModal("keys", "\n".join(lines)))
 
     # ---- verbs shared by several screens ------------------------------------------------

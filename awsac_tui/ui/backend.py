@@ -221,6 +221,7 @@ FIXED_NOW = datetime(2008, 12, 15, 17, 1, 0, tzinfo=UTC)
 FIXED_CLOUD = "local (127.0.0.1:43125)"
 SNAP_ATLAS = "snap-9fd4a2f0"
 SNAP_CALIB = "snap-1b2c3d4e"
+SNAP_IMAGE_ROOT = "snap-0a7e11c2"  # the image's root snapshot: not one of ours
 
 FIXED_CHOICES = ComposeChoices(
     snapshots=(
@@ -283,7 +284,9 @@ def _eventgen() -> tuple[SessionSnapshot, SessionSummaryMeta]:
         JobView(3, "running", i1.instance_id, 1, "gen_1000.sh", SNAP_ATLAS, None, _t(11.4)),
         JobView(4, "running", i1.instance_id, 1, "gen_1000.sh", SNAP_ATLAS, None, _t(11.3)),
     )
-    vols = (
+    vols = (  # each instance's root volume (the image's snapshot) and its job volume
+        VolumeView("vol-0c41d2e5", SNAP_IMAGE_ROOT, "in-use", i0.instance_id, "/dev/sda1", 8),
+        VolumeView("vol-0c41d2e6", SNAP_IMAGE_ROOT, "in-use", i1.instance_id, "/dev/sda1", 8),
         VolumeView("vol-92e4b1f3", SNAP_ATLAS, "in-use", i0.instance_id, "/dev/sdh", 8),
         VolumeView("vol-95e4b1f7", SNAP_ATLAS, "in-use", i1.instance_id, "/dev/sdh", 8),
     )

@@ -54,9 +54,12 @@ async def test_follow_wrap_search_and_save(make_app, backend, tmp_path) -> None:
         assert log.scroll_y == log.max_scroll_y  # following: at the end
         await pilot.press("f")
         assert not screen.follow and not log.auto_scroll
-        await pilot.press("w")
-        assert screen.wrap
+        assert screen.wrap  # under 120 columns long lines wrap from the start
         assert len(log.lines) > 303 and all(len(line) < 80 for line in log.lines)
+        await pilot.press("w")
+        assert not screen.wrap and len(log.lines) == 303
+        await pilot.press("w")
+        assert screen.wrap and len(log.lines) > 303
         await pilot.press("w")
         assert len(log.lines) == 303
         await pilot.press("slash", *"line 42", "enter")

@@ -44,7 +44,14 @@ async def test_tables_header_and_timeline_show_the_snapshot(make_app) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open(pilot, EVENTGEN_ID)
         assert screen.query_one("#instances", KeyedTable).row_count == 2
-        assert screen.query_one("#volumes", KeyedTable).row_count == 2
+        vols = screen.query_one("#volumes", KeyedTable)
+        # two root volumes (the image's snapshot) and two job volumes (jobs.cfg's snapshot)
+        assert {r.key.value: str(vols.row_cells(r.key.value)[1]) for r in vols.ordered_rows} == {
+            "vol-0c41d2e5": "root",
+            "vol-0c41d2e6": "root",
+            "vol-92e4b1f3": "job",
+            "vol-95e4b1f7": "job",
+        }
         jobs = _jobs(screen)
         assert [str(jobs.row_cells(str(n))[2]) for n in range(1, 5)] == [
             "finished",
@@ -248,6 +255,9 @@ async def test_help_lists_the_screen_keys(make_app) -> None:
         assert isinstance(app.screen, MessageModal)
         for line in ("l  log", "k  kill job", "t  terminate", "ctrl+p  command palette"):
             assert line in app.screen.text
+        assert "ctrl+t  dark/light theme" in app.screen.text
+        keys = [line.split()[0] for line in app.screen.text.splitlines() if line.strip()]
+        assert len(keys) == len(set(keys)), keys  # each key once
 
 
 async def test_read_only_refuses_kill_terminate_and_cleanup(make_app, backend) -> None:
@@ -284,3 +294,56 @@ async def test_job_filter_narrows_and_restores_in_order(make_app, backend) -> No
         assert [r.key.value for r in jobs.ordered_rows[:3]] == ["1", "2", "3"]
         assert jobs.ordered_rows[-1].key.value == "1000"
         assert isinstance(app.screen, SessionScreen)  # esc cleared the filter, did not leave
+
+
+def _overflowing(screen) -> list[str]:
+    """Tables whose columns are wider than the table (a horizontal scrollbar would eat a row)."""
+    return [
+        str(t.id)
+        for t in screen.query(KeyedTable)
+        if t.display and t.virtual_size.width > t.scrollable_content_region.width
+    ]
+
+
+@pytest.mark.parametrize(
+    ("size", "stacked", "hidden"),
+    [
+        ((80, 24), True, {"instances": {"dns"}, "volumes": {"device"}, "jobs": {"instance"}}),
+        ((180, 40), False, {"instances": set(), "volumes": set(), "jobs": set()}),
+    ],
+)
+async def test_tables_fit_the_terminal_without_horizontal_scrolling(
+    make_app, size, stacked, hidden
+) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        await pilot.pause()
+        assert _overflowing(screen) == []
+        inst = screen.query_one("#instances", KeyedTable)
+        vols = screen.query_one("#volumes", KeyedTable)
+        # narrow: instances above volumes, each the full width; wide: side by side
+        assert (vols.region.y > inst.region.y) is stacked
+        for table in (inst, vols, _jobs(screen)):
+            shown = set(table.shown_keys)
+            assert not hidden[table.id] & shown, table.id
+            assert shown >= {"state", "status", "li", "zone", "kind", "started"} & set(
+                table.column_keys
+            )
+        text = screen_text(app)
+        assert "us-east-1b" in text  # the zone in full
+        assert "root" in text and "job" in text
+
+
+async def test_hidden_columns_come_back_when_the_terminal_widens(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot, EVENTGEN_ID)
+        jobs = _jobs(screen)
+        jobs.move_cursor(row=2)
+        assert "instance" not in jobs.shown_keys
+        await pilot.resize_terminal(200, 40)
+        await wait_for(pilot, lambda: "instance" in jobs.shown_keys)
+        assert jobs.cursor_key == "3"  # the cursor stays on its job
+        assert str(jobs.get_cell("3", "instance")) == str(jobs.row_cells("3")[7])
+        assert _overflowing(screen) == []

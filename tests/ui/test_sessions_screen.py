@@ -143,3 +143,17 @@ async def test_live_backend_without_a_cloud_shows_errors_not_tracebacks(
             pilot, lambda: any("awsac-no-such-profile" in n.message for n in app._notifications)
         )
         assert isinstance(app.screen, ComposeScreen)
+
+
+async def test_eighty_columns_keep_the_jobs_column_whole(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await _home(pilot)
+        await pilot.pause()
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.shown_keys == ["session", "inst", "age", "cost", "jobs"]  # type, cloud hidden
+        text = screen_text(app)
+        assert "1 fin 1 save 2 run" in text and "~0.04" in text
+        await pilot.resize_terminal(140, 30)
+        await wait_for(pilot, lambda: "type" in table.shown_keys)
+        assert "c5.large" in screen_text(app)

@@ -140,3 +140,26 @@ def test_refresh_scale_from_env(monkeypatch) -> None:
         monkeypatch.setenv("AWSAC_REFRESH_SCALE", bad)
         with pytest.raises(AwsacError, match="AWSAC_REFRESH_SCALE"):
             refresh_scale_from_env()
+
+
+def test_volume_kind_tells_root_disks_from_job_volumes() -> None:
+    from awsac_tui.monitor import VolumeView
+    from awsac_tui.ui.screens.session import volume_kind, volume_order
+
+    ours = {"snap-9fd4a2f0"}
+    job = VolumeView("vol-1", "snap-9fd4a2f0", "in-use", "i-1", "/dev/sdh", 8)
+    root = VolumeView("vol-2", "snap-0a7e11c2", "in-use", "i-1", "/dev/sda1", 8)
+    root_no_snap = VolumeView("vol-3", None, "in-use", "i-1", "/dev/xvda", 8)
+    assert volume_kind(job, ours) == "job"
+    assert volume_kind(root, ours) == "root" and volume_kind(root_no_snap, ours) == "root"
+    # a root disk is a root disk even when its image was made from one of our snapshots
+    assert volume_kind(
+        VolumeView("vol-4", "snap-9fd4a2f0", "in-use", "i-1", "/dev/xvda"), ours
+    ) == ("root")
+    rows = [("LI 10", "job"), ("LI 2", "job"), ("LI 2", "root"), ("", "job")]
+    assert sorted(rows, key=volume_order) == [
+        ("LI 2", "root"),
+        ("LI 2", "job"),
+        ("LI 10", "job"),
+        ("", "job"),
+    ]

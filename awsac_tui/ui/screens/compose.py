@@ -228,7 +228,7 @@ class ComposeScreen(Screen):
                 yield Label("job dir")
                 yield Input(
                     str(self.job_dir or ""),
-                    placeholder="~/jobs/eventgen (enter loads it)",
+                    placeholder="~/jobs/eventgen",
                     id="job-dir",
                     compact=True,
                 )

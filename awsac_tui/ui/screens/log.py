@@ -59,6 +59,9 @@ def new_lines(old: Sequence[str], new: Sequence[str]) -> tuple[bool, list[str]]:
     return False, list(new)
 
 
+WRAP_BELOW = 120  # terminals narrower than this start with wrap on
+
+
 class LogScreen(PollingScreen):
     """One log: follows it while it grows, with search and save."""
 
@@ -128,6 +131,7 @@ class LogScreen(PollingScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.wrap = self.app.size.width < WRAP_BELOW  # no horizontal scrolling over ssh
         self.query_one(Log).focus()
         self.update_title()
         super().on_mount()

@@ -25,33 +25,41 @@ from awsac_tui.ui.widgets.status import (
 from awsac_tui.ui.widgets.timeline import Timeline
 
 # Cells change in place without resizing columns (update_width=False), so every column whose
-# content grows after its first row gets a fixed width.
+# content grows after its first row gets a fixed width. The first three columns keep their
+# places (tests and the focused-row actions read them); ``*_DROP`` columns hide, in that order,
+# when the terminal is too narrow for all of them.
 INSTANCE_COLUMNS = [  # what matters most first: narrow terminals see the left columns
     ("id", "instance", 19),
     ("li", "LI", 3),
     ("state", "state", 13),
+    ("zone", "zone", None),  # us-east-1a, ap-southeast-2a: known when the row appears
     ("uptime", "uptime", 7),
-    ("zone", "zone", 11),
-    ("dns", "public DNS", 22),
+    ("dns", "public DNS", None),
 ]
+INSTANCE_DROP = ("dns",)
 VOLUME_COLUMNS = [
     ("id", "volume", 21),
+    ("kind", "kind", 4),
     ("state", "state", 9),
     ("instance", "on", 5),
-    ("device", "device", 9),
+    ("size", "GiB", 4),
     ("snapshot", "snapshot", 22),
+    ("device", "device", 9),
 ]
+VOLUME_DROP = ("device", "size", "snapshot")
 JOB_COLUMNS = [
-    ("jobnr", "job", 5),
+    ("jobnr", "job", 4),
     ("script", "script", None),
     ("status", "status", 16),
-    ("rc", "rc", 4),
+    ("rc", "rc", 3),
     ("li", "LI", 3),
     ("started", "started", 8),
     ("runtime", "run time", 8),
     ("instance", "instance", 19),
     ("snapshot", "snapshot", 22),
 ]
+JOB_DROP = ("snapshot", "instance")
+ROOT_DEVICES = frozenset({"/dev/sda1", "/dev/xvda", "/dev/sda", "/dev/nvme0n1"})
 
 
 def format_duration(seconds: float | None) -> str:
@@ -77,19 +85,44 @@ def instance_cells(inst: InstanceView, now: datetime) -> tuple:
         inst.instance_id,
         "" if inst.launchindex is None else str(inst.launchindex),
         instance_state_text(inst.state, inst.silent),
-        uptime,
         inst.zone or "",
+        uptime,
         inst.public_dns or "",
     )
 
 
-def volume_cells(vol: VolumeView, launchindex: dict[str, int | None]) -> tuple:
+def volume_kind(vol: VolumeView, job_snapshots: set[str]) -> str:
+    """``job``: made by the agent from a jobs.cfg snapshot; ``root``: an instance's boot disk."""
+    if vol.snapshot and vol.snapshot in job_snapshots and vol.device not in ROOT_DEVICES:
+        return "job"
+    return "root"
+
+
+def volume_cells(
+    vol: VolumeView, launchindex: dict[str, int | None], job_snapshots: set[str]
+) -> tuple:
     """A volume row; the instance it is attached to shows as its launch index (LI n)."""
     on = ""
     if vol.instance_id:
         li = launchindex.get(vol.instance_id)
         on = f"LI {li}" if li is not None else vol.instance_id
-    return (vol.volume_id, vol.state, on, vol.device or "", vol.snapshot or "-")
+    kind = volume_kind(vol, job_snapshots)
+    return (
+        vol.volume_id,
+        Text(kind, style="grey50" if kind == "root" else "bold"),
+        vol.state,
+        on,
+        "" if vol.size_gib is None else str(vol.size_gib),
+        vol.snapshot or "-",
+        vol.device or "",
+    )
+
+
+def volume_order(cells: tuple) -> tuple[int, str, bool]:
+    """Sort key of a volume row from its ``on`` and ``kind`` cells: by LI, root first."""
+    on, kind = str(cells[0]), str(cells[1])
+    li = int(on[3:]) if on.startswith("LI ") and on[3:].isdigit() else 1 << 30
+    return li, on, kind != "root"
 
 
 def job_cells(job: JobView, now: datetime) -> tuple:
@@ -133,6 +166,11 @@ class SessionScreen(PollingScreen):
         Binding("ctrl+r", "force_refresh", "refresh"),
     ]
 
+    # below 150 columns the instances and volumes tables stack (each gets the full width)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
+    # below 30 rows the instances, volumes and timeline get fewer rows, the jobs table more
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+
     def __init__(self, session_id: str) -> None:
         super().__init__(id="session")
         self.session_id = session_id
@@ -143,9 +181,9 @@ class SessionScreen(PollingScreen):
         yield TitleBar(f" {self.session_id}", id="titlebar")
         yield Static("", id="notices", markup=False)
         with Horizontal(id="top"):
-            yield KeyedTable(INSTANCE_COLUMNS, id="instances")
-            yield KeyedTable(VOLUME_COLUMNS, id="volumes")
-        yield KeyedTable(JOB_COLUMNS, id="jobs")
+            yield KeyedTable(INSTANCE_COLUMNS, drop=INSTANCE_DROP, id="instances")
+            yield KeyedTable(VOLUME_COLUMNS, drop=VOLUME_DROP, id="volumes")
+        yield KeyedTable(JOB_COLUMNS, drop=JOB_DROP, id="jobs")
         yield Input(
             placeholder="filter jobs by status, script, LI or instance (esc clears)",
             id="job-filter",
@@ -182,13 +220,17 @@ class SessionScreen(PollingScreen):
         self.snapshot = snap
         now = self.awsac.backend.now()
         lis = {i.instance_id: i.launchindex for i in snap.instances}
+        job_snapshots = {j.snapshot for j in snap.jobs if j.snapshot}
         with self.app.batch_update():
             self.query_one("#instances", KeyedTable).sync(
                 {i.instance_id: instance_cells(i, now) for i in snap.instances}
             )
-            self.query_one("#volumes", KeyedTable).sync(
-                {v.volume_id: volume_cells(v, lis) for v in snap.volumes}
+            volumes = self.query_one("#volumes", KeyedTable)
+            added, _, _ = volumes.sync(
+                {v.volume_id: volume_cells(v, lis, job_snapshots) for v in snap.volumes}
             )
+            if added:  # each instance's root volume, then its job volumes
+                volumes.sort("instance", "kind", key=volume_order)
             self.sync_jobs(now)
             self.query_one(Timeline).update_snapshot(snap, now)
             self.update_header()
@@ -245,11 +287,12 @@ class SessionScreen(PollingScreen):
         done = sum(n for s, n in counts.items() if s in TERMINAL)
         types = {i.instance_type for i in snap.instances if i.instance_type}
         alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
+        wide = self.size.width >= 100
         t = Text(f" {self.session_id} ", style="bold")
-        t.append_text(progress_text(done, len(snap.jobs), 10))
+        t.append_text(progress_text(done, len(snap.jobs), 10 if wide else 0))
         t.append(f"  {len(snap.jobs)} jobs: ")
         t.append_text(counts_text(counts.items()))
-        kind = "/".join(sorted(types))
+        kind = "/".join(sorted(types)) if wide else ""  # the type is on the sessions screen
         t.append(f"  {kind}{' ' if kind else ''}{alive}/{len(snap.instances)} up")
         t.append(f"  ↻ {self.interval:g}s", style="grey50")
         self.query_one(TitleBar).update(t)

@@ -18,12 +18,13 @@ from awsac_tui.ui.widgets.status import counts_text, status_bar
 COLUMNS = [  # fixed widths where cells change in place (update_width=False)
     ("session", "session", 27),
     ("type", "type", 10),
-    ("inst", "inst", 7),
-    ("age", "age", 5),
-    ("cost", "est $", 7),
-    ("jobs", "jobs", 34),
+    ("inst", "inst", 5),
+    ("age", "age", 4),
+    ("cost", "est $", 6),
+    ("jobs", "jobs", 27),
     ("cloud", "cloud", None),
 ]
+DROP = ("cloud", "type")  # hidden in this order on narrow terminals (the session screen has both)
 
 
 def format_age(created: datetime, now: datetime) -> str:
@@ -39,7 +40,7 @@ def format_age(created: datetime, now: datetime) -> str:
 
 
 def summary_cells(s: SessionSummary, now: datetime) -> tuple:
-    jobs = status_bar(s.job_counts, 8)
+    jobs = status_bar(s.job_counts, 6)
     jobs.append(" ")
     jobs.append_text(counts_text(s.job_counts))
     inst = Text(f"{s.instances_alive}/{s.n_instances}", style="green" if s.instances_alive else "")
@@ -69,7 +70,7 @@ class SessionsScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar("", id="titlebar")
         yield Input(placeholder="filter sessions (esc clears)", id="filter", compact=True)
-        yield KeyedTable(COLUMNS, id="sessions-table")
+        yield KeyedTable(COLUMNS, drop=DROP, id="sessions-table")
         yield Footer()
 
     def on_mount(self) -> None:

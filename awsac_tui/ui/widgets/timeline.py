@@ -84,7 +84,7 @@ class Timeline(ScrollView, can_focus=True):
     """What ran where and for how long, scaled to the session's elapsed time."""
 
     DEFAULT_CSS = """
-    Timeline { height: auto; max-height: 10; scrollbar-size-vertical: 1; }
+    Timeline { height: auto; max-height: 10; scrollbar-size-vertical: 1; overflow-x: hidden; }
     """
 
     def __init__(self, **kwargs) -> None:
