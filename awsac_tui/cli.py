@@ -10,7 +10,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -291,23 +291,34 @@ async def cmd_terminate(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+async def _follow(
+    fetch: Callable[[], Awaitable[tuple[str, bool]]], *, follow: bool, interval: float
+) -> int:
+    """Print the text ``fetch`` returns; with ``follow``, then only what is new while it is live."""
+    shown = ""
+    while True:
+        text, live = await fetch()
+        new = text[len(shown) :] if text.startswith(shown) else text
+        if new:
+            sys.stdout.write(new)
+            sys.stdout.flush()
+        shown = text
+        if not follow or not live:
+            return EXIT_OK
+        await asyncio.sleep(interval)
+
+
 async def cmd_console(args: argparse.Namespace, out: Output) -> int:
     from . import session
     from .cloud import Cloud
 
     rec = _load(args)
     async with Cloud(rec.cloud) as cloud:
-        shown = ""
-        while True:
-            text = await session.console_output(rec, args.instance, cloud=cloud)
-            new = text[len(shown) :] if text.startswith(shown) else text
-            if new:
-                sys.stdout.write(new)
-                sys.stdout.flush()
-            shown = text
-            if not args.follow:
-                return EXIT_OK
-            await asyncio.sleep(args.interval)
+
+        async def fetch() -> tuple[str, bool]:
+            return await session.console_output(rec, args.instance, cloud=cloud), True
+
+        return await _follow(fetch, follow=args.follow, interval=args.interval)
 
 
 async def cmd_logs(args: argparse.Namespace, out: Output) -> int:
@@ -316,17 +327,11 @@ async def cmd_logs(args: argparse.Namespace, out: Output) -> int:
 
     rec = _load(args)
     async with Cloud(rec.cloud) as cloud:
-        shown = ""
-        while True:
-            text, live = await session.job_log(rec, args.job, cloud=cloud)
-            new = text[len(shown) :] if text.startswith(shown) else text
-            if new:
-                sys.stdout.write(new)
-                sys.stdout.flush()
-            shown = text
-            if not args.follow or not live:
-                return EXIT_OK
-            await asyncio.sleep(args.interval)
+
+        async def fetch() -> tuple[str, bool]:
+            return await session.job_log(rec, args.job, cloud=cloud)
+
+        return await _follow(fetch, follow=args.follow, interval=args.interval)
 
 
 async def cmd_ssh(args: argparse.Namespace, out: Output) -> int:
