@@ -151,9 +151,10 @@ async def test_eighty_columns_keep_the_jobs_column_whole(make_app) -> None:
         table = await _home(pilot)
         await pilot.pause()
         assert table.virtual_size.width <= table.scrollable_content_region.width
-        assert table.shown_keys == ["session", "inst", "age", "cost", "jobs"]  # type, cloud hidden
+        assert table.shown_keys == ["session", "inst", "cost", "jobs"]  # type, age, cloud hidden
         text = screen_text(app)
         assert "1 fin 1 save 2 run" in text and "~0.04" in text
+        assert "125/125" in text and "500 fin 100 save 300 run" in text  # the big session whole
         await pilot.resize_terminal(140, 30)
         await wait_for(pilot, lambda: "type" in table.shown_keys)
         assert "c5.large" in screen_text(app)

@@ -18,13 +18,15 @@ from awsac_tui.ui.widgets.status import counts_text, status_bar
 COLUMNS = [  # fixed widths where cells change in place (update_width=False)
     ("session", "session", 27),
     ("type", "type", 10),
-    ("inst", "inst", 5),
+    ("inst", "inst", 7),
     ("age", "age", 4),
     ("cost", "est $", 6),
-    ("jobs", "jobs", 27),
+    ("jobs", "jobs", 30),  # at least; takes the room the others leave
     ("cloud", "cloud", None),
 ]
-DROP = ("cloud", "type")  # hidden in this order on narrow terminals (the session screen has both)
+# hidden in this order on narrow terminals: the session screen shows the cloud and the type, and
+# the session id starts with its creation time (yymmdd_hhmm)
+DROP = ("cloud", "type", "age")
 
 
 def format_age(created: datetime, now: datetime) -> str:
@@ -70,7 +72,7 @@ class SessionsScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar("", id="titlebar")
         yield Input(placeholder="filter sessions (esc clears)", id="filter", compact=True)
-        yield KeyedTable(COLUMNS, drop=DROP, id="sessions-table")
+        yield KeyedTable(COLUMNS, drop=DROP, flex="jobs", id="sessions-table")
         yield Footer()
 
     def on_mount(self) -> None:

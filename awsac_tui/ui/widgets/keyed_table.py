@@ -22,6 +22,7 @@ class KeyedTable(DataTable):
     ``drop`` names columns, least useful first, to hide while the table is wider than its
     widget (no horizontal scrollbar eating a row on a narrow terminal); they come back when
     there is room. Hidden columns keep their values (``row_cells`` returns every column).
+    ``flex`` names a column whose width (its minimum) grows to fill the room the others leave.
     """
 
     def __init__(
@@ -29,6 +30,7 @@ class KeyedTable(DataTable):
         columns: Sequence[tuple[str, str, int | None]],
         *,
         drop: Sequence[str] = (),
+        flex: str | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("cursor_type", "row")
@@ -37,6 +39,8 @@ class KeyedTable(DataTable):
         self._column_spec = list(columns)
         self._drop = [k for k in drop if k in {c[0] for c in columns}]
         self._shown = list(range(len(self._column_spec)))
+        self._flex = flex
+        self._flex_width: int | None = None
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self.sync_count = 0
         """How many syncs ran (tests use it to wait for a tick)."""
@@ -72,7 +76,7 @@ class KeyedTable(DataTable):
 
     def fit_columns(self) -> None:
         """Show as many columns as fit the widget's width, hiding ``drop`` columns in order."""
-        if not self._drop or not self.is_mounted or self.size.width <= 0:
+        if not (self._drop or self._flex) or not self.is_mounted or self.size.width <= 0:
             return
         room = self.size.width - self.styles.scrollbar_size_vertical
         widths = {i: self._width(i) + 2 * self.cell_padding for i in range(len(self._column_spec))}
@@ -81,7 +85,12 @@ class KeyedTable(DataTable):
             if sum(widths[i] for i in shown) <= room:
                 break
             shown.remove(self.column_keys.index(key))
-        if shown != self._shown:
+        flex_width = None
+        if self._flex in self.column_keys and self.column_keys.index(self._flex) in shown:
+            i = self.column_keys.index(self._flex)
+            flex_width = self._width(i) + max(0, room - sum(widths[k] for k in shown))
+        if shown != self._shown or flex_width != self._flex_width:
+            self._flex_width = flex_width
             self._rebuild(shown)
 
     def _rebuild(self, shown: list[int]) -> None:
@@ -91,6 +100,8 @@ class KeyedTable(DataTable):
         self._shown = shown
         for i in shown:
             key, label, width = self._column_spec[i]
+            if key == self._flex and self._flex_width is not None:
+                width = self._flex_width
             self.add_column(label, key=key, width=width)
         for key in order:
             cells = self._cells[key]
