@@ -27,7 +27,7 @@ from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.errors import AwsacError, CloudError, FormatError, join_problems
 from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filter
 from awsac_agent.status import PENDING, TERMINAL
-from awsac_agent.userdata import UserData, build_userdata
+from awsac_agent.userdata import UserData, build_userdata, parse_userdata
 
 from . import records
 from .cloud import Cloud, cloud_errors, error_code, translate
@@ -416,6 +416,12 @@ def _run_args(plan: StartPlan) -> dict[str, Any]:
     return kw
 
 
+def _legacy_userdata(userdata: str) -> str:
+    """The paper's user-data string, also when it travels inside a stock-image bootstrap script."""
+    parsed = parse_userdata(userdata)
+    return build_userdata(parsed) if parsed else ""
+
+
 def _record_for(plan: StartPlan) -> SessionRecord:
     spec = plan.spec
     return SessionRecord(
@@ -431,7 +437,7 @@ def _record_for(plan: StartPlan) -> SessionRecord:
         n_instances=plan.n_instances,
         cores_per_instance=plan.cores_per_instance,
         unused_cores=plan.unused_cores,
-        runuserdata=plan.userdata if ";" in plan.userdata.splitlines()[0] else "",
+        runuserdata=_legacy_userdata(plan.userdata),
         cloud=plan.cloud,
         status_store=spec.status_store,
         jobs=tuple(f"{jl.snapshot or '-'};{jl.script};{jl.count}" for jl in plan.job_lines),

@@ -7,7 +7,7 @@ from typing import Any
 
 from awsac_agent.userdata import MAX_USERDATA_BYTES, parse_userdata
 
-from awsac_tui import session
+from awsac_tui import session, sweep
 from awsac_tui.cloud import Cloud
 from awsac_tui.spec import CloudProfile
 
@@ -40,3 +40,24 @@ async def test_baked_image_mode_sends_the_legacy_string(
         "sessionarchive.tar.bz2",
         "2",
     ]
+
+
+async def test_stock_image_record_keeps_the_legacy_string_and_its_lease(
+    example_dir: Path, aws_env: dict[str, str], local_cloud: Any
+) -> None:
+    """The record carries the paper's string (not the script), so the client's lease sweep works."""
+    toml = example_dir / "session.toml"
+    text = toml.read_text().replace(
+        "[tags]", 'image_mode = "stock"\nmax_session_hours = 2\n\n[tags]', 1
+    )
+    toml.write_text(text)
+    async with Cloud(CloudProfile(local=True)) as cloud:
+        plan = await session.plan_start(toml, cloud=cloud)
+    record = session._record_for(plan)
+    assert record.runuserdata.split(";")[:4] == [
+        plan.session_id,
+        "atlassessions",
+        "sessionarchive.tar.bz2",
+        "2",
+    ]
+    assert sweep.lease_seconds(record) == 2 * 3600
