@@ -512,17 +512,21 @@ async def start(
 
 
 async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, Any]) -> list[str]:
+    """Remove what a failed start created; each part is tried even when an earlier one failed."""
     removed: list[str] = []
     problems: list[str] = []
-    try:
-        if created["run"]:
-            removed += await cleanup(record, {"instances", "volumes"}, cloud=cloud)
-        if created["store"]:
-            removed += await _store(record, cloud).delete_all()
-        if created["archive"]:
-            removed += await _delete_objects(cloud, record, only_prefix=None)
-    except (AwsacError, Exception) as exc:  # noqa: BLE001 - report, keep the record
-        problems.append(str(exc))
+    steps: list[tuple[str, Callable[[], Awaitable[list[str]]]]] = [
+        ("run", lambda: cleanup(record, {"instances", "volumes"}, cloud=cloud)),
+        ("store", lambda: _store(record, cloud).delete_all()),
+        ("archive", lambda: _delete_objects(cloud, record, only_prefix=None)),
+    ]
+    for what, undo in steps:
+        if not created[what]:
+            continue
+        try:
+            removed += await undo()
+        except Exception as exc:  # noqa: BLE001 - reported below; the record is kept
+            problems.append(str(exc))
     if problems:
         await asyncio.to_thread(
             records.save_record, record.with_(state="failed", error="; ".join(problems))
