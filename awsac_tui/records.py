@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
-import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from awsac_agent.sessionid import is_session_id
 from awsac_agent.userdata import parse_userdata
 
 from .local.common import state_dir
-from .spec import CloudProfile
+from .spec import CloudProfile, atomic_write
 
 STATES = ("starting", "running", "ended", "cleaned", "failed")
 PAPER_KEYS = (
@@ -129,26 +128,10 @@ def _from_toml(data: dict[str, Any], path: Path) -> SessionRecord:
     return SessionRecord(**kw, path=path)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_record(rec: SessionRecord) -> SessionRecord:
     """Write the record atomically (mode 0600) to its place in the state dir; returns it with path."""
     path = record_path(rec.session_id)
-    _atomic_write(path, tomli_w.dumps(_to_toml(rec)).encode())
+    atomic_write(path, tomli_w.dumps(_to_toml(rec)).encode(), 0o600, dir_mode=0o700)
     return dataclasses.replace(rec, path=path)
 
 
@@ -252,7 +235,7 @@ def paper_cfg_text(rec: SessionRecord) -> str:
 def write_paper_cfg(rec: SessionRecord, directory: Path) -> Path:
     """Write ``session-<id>.cfg`` into ``directory`` (as the paper's --start did)."""
     path = Path(directory) / f"session-{rec.session_id}.cfg"
-    _atomic_write(path, paper_cfg_text(rec).encode())
+    atomic_write(path, paper_cfg_text(rec).encode(), 0o600, dir_mode=0o700)
     return path
 
 

@@ -456,15 +456,23 @@ def write_spec(
     path: str | os.PathLike[str], spec: SessionSpec, header: str = "", mode: int = 0o644
 ) -> None:
     """Write ``spec`` as session.toml atomically (a temporary file renamed over ``path``)."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    atomic_write(Path(path), dump_spec(spec, header).encode("utf-8"), mode)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, dir_mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically: a private temporary file beside it (unique, so two
+    writers never share one), fsynced, given ``mode``, renamed over ``path``. With ``dir_mode``,
+    missing parent directories are created with that mode."""
+    if dir_mode is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dump_spec(spec, header))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, p)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

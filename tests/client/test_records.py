@@ -40,6 +40,18 @@ def rec(sid: str = "081215_1646--eventgen--1816", **kw) -> SessionRecord:
     return SessionRecord(**base)
 
 
+def test_concurrent_saves_of_one_record_never_clash(state: Path) -> None:
+    """The client saves records from worker threads (asyncio.to_thread): writers must not share
+    a temporary file, and no temporary file stays behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    states = ["running", "ended"] * 40
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda s: records.save_record(rec(state=s)), states))
+    assert records.load_record("081215_1646--eventgen--1816").state in ("running", "ended")
+    assert [p.name for p in (state / "sessions").iterdir()] == ["081215_1646--eventgen--1816.toml"]
+
+
 def test_state_dir_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AWSAC_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
