@@ -76,7 +76,7 @@ async def test_compose_eventgen_from_scratch_save_and_start(make_app, backend, t
         ]
         assert screen.problems == []
         plan = str(screen.query_one("#plan", Static).content)
-        assert "4 jobs → 2 instances × 2 cores, 0 unused" in plan
+        assert "4 jobs → 2 instances\n× 2 cores, 0 unused" in plan
         assert "LI 1: jobs 3 4" in plan
         # ctrl+s writes jobs.cfg + session.toml that read back the same
         await pilot.press("ctrl+s")
@@ -179,3 +179,31 @@ async def test_bad_line_is_refused_in_the_dialog(make_app) -> None:
         assert "not a snapshot id" in problems and "outside the session archive" in problems
         await pilot.press("escape")
         assert app.screen is screen and screen.lines == []
+
+
+async def test_typing_right_away_goes_to_the_job_dir(make_app, tmp_path) -> None:
+    """After ``n`` the job dir has the focus: a typed path is not taken for the a/d line keys."""
+    job_dir = _job_dir(tmp_path, with_cfg=True)
+    (job_dir / "jobs.cfg").write_text(f"{SNAP};gen_30.sh;2\n{SNAP};gen_1000.sh;2\n")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _compose(pilot)
+        await pilot.press(*str(job_dir), "enter")
+        assert isinstance(app.screen, ComposeScreen)  # no line dialog opened by the 'a' in it
+        assert screen.job_dir == job_dir and len(screen.lines) == 2
+
+
+async def test_lines_get_the_snapshot_descriptions_when_the_choices_arrive(
+    make_app, tmp_path
+) -> None:
+    job_dir = _job_dir(tmp_path, with_cfg=True)
+    (job_dir / "jobs.cfg").write_text(f"{SNAP};gen_30.sh;2\n{SNAP};gen_1000.sh;2\n")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
+        screen = ComposeScreen(job_dir)  # loads the lines before the account's lists come
+        await app.push_screen(screen)
+        table = screen.query_one("#lines", KeyedTable)
+        await wait_for(pilot, lambda: app.focused is table)
+        await wait_for(pilot, lambda: screen.choices.snapshots != ())
+        assert "ATLAS 14.2.10" in str(table.row_cells("line0")[4])

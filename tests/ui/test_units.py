@@ -54,7 +54,7 @@ def test_status_bar_has_exact_width_and_every_status_visible() -> None:
 
 def test_describe_plan_uses_the_assignment_rule() -> None:
     text = describe_plan(5, 2, 0.1).plain
-    assert "5 jobs → 3 instances × 2 cores, 1 unused" in text
+    assert "5 jobs → 3 instances\n× 2 cores, 1 unused" in text
     assert "LI 0: jobs 1 2" in text and "LI 2: jobs 5" in text
     assert "~$0.30/h" in text
     assert "LI 8.." in describe_plan(100, 1, None).plain  # long plans are cut

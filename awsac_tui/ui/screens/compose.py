@@ -40,12 +40,12 @@ from awsac_tui.ui.widgets.keyed_table import KeyedTable
 if TYPE_CHECKING:
     from awsac_tui.ui.app import AwsacApp
 
-LINE_COLUMNS = [
-    ("n", "#", None),
-    ("snapshot", "snapshot", None),
-    ("script", "script", None),
-    ("count", "count", None),
-    ("jobs", "jobs", None),
+LINE_COLUMNS = [  # the snapshot (id + description) last: it takes the room left, cut if need be
+    ("n", "#", 3),
+    ("script", "script", 13),
+    ("count", "count", 5),
+    ("jobs", "jobs", 7),
+    ("snapshot", "snapshot", 13),
 ]
 SKIP_FILES = {"jobs.cfg", "session.toml", "session.ini"}
 MAX_PLAN_LINES = 8
@@ -78,7 +78,7 @@ def describe_plan(n_jobs: int, cpi: int, price: float | None) -> Text:
     n_inst = assignment.n_instances(n_jobs, cpi)
     unused = assignment.unused_cores(n_jobs, cpi)
     t.append(f"{n_jobs} jobs → {n_inst} instance{'s' if n_inst != 1 else ''}", style="bold")
-    t.append(f" × {cpi} cores, ")
+    t.append(f"\n× {cpi} cores, ")
     t.append(f"{unused} unused", style="yellow" if unused else "green")
     for li, jobs in enumerate(assignment.plan(n_jobs, cpi)):
         if li >= MAX_PLAN_LINES:
@@ -259,7 +259,7 @@ class ComposeScreen(Screen):
                     compact=True,
                 )
             with Horizontal(id="lines-row"):
-                yield KeyedTable(LINE_COLUMNS, id="lines")
+                yield KeyedTable(LINE_COLUMNS, flex="snapshot", id="lines")
                 yield Static("", id="plan")
             yield Static("", id="scripts", markup=False)
             yield Static("", id="problems")
@@ -270,6 +270,9 @@ class ComposeScreen(Screen):
         self.load_choices()
         if self.job_dir:
             self.open_dir(self.job_dir)
+            self.query_one("#lines").focus()
+        else:  # the first thing to give: typing goes there, not to the a/d line keys
+            self.query_one("#job-dir").focus()
         self.revalidate()
 
     @work(group="compose-choices", exit_on_error=False)
@@ -297,6 +300,8 @@ class ComposeScreen(Screen):
         bucket = self.query_one("#bucket", Input)
         if not bucket.value and choices.buckets:
             bucket.value = choices.buckets[0]
+        if self.lines:  # the snapshots' descriptions arrived
+            self.show_lines()
         self.revalidate()
 
     def _set_options(
@@ -380,10 +385,10 @@ class ComposeScreen(Screen):
             last = first + line.count - 1
             rows[f"line{k}"] = (
                 str(k + 1),
-                label,
                 line.script,
                 str(line.count),
                 f"{first}-{last}" if last > first else str(first),
+                label,
             )
             first = last + 1
         with self.app.batch_update():
