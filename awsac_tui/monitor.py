@@ -203,6 +203,7 @@ class Monitor:
         notices: list[str] = await sweep_session(
             self, raw_instances, now, {r.instance_id for r in store_records.values()}
         )
+        notices += self.store.problems
 
         instances: dict[int | None, InstanceView] = {}
         views: list[InstanceView] = []

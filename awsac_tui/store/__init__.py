@@ -18,6 +18,8 @@ class StatusStore(Protocol):
 
     kind: str
     session_id: str
+    # What the last read_all could not read (one line per record, naming it), for the notices.
+    problems: list[str]
 
     async def read_all(self) -> list[JobRecord]: ...
 

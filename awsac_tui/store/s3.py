@@ -23,6 +23,8 @@ class S3Store:
         self.bucket = bucket
         self.prefix = s3layout.status_prefix(session_id)
         self._cache: dict[str, tuple[str, JobRecord | None]] = {}
+        self._unreadable: dict[str, str] = {}  # key -> why its record could not be read
+        self.problems: list[str] = []
         self.fetches = 0  # objects downloaded so far (tests check the ETag cache with it)
 
     async def exists(self) -> bool:
@@ -41,9 +43,15 @@ class S3Store:
             data = await body.read()
         self.fetches += 1
         try:
-            return JobRecord.from_json(data.decode("utf-8"))
-        except (ValueError, TypeError):
+            record = JobRecord.from_json(data.decode("utf-8"))
+        except (ValueError, TypeError) as exc:
+            self._unreadable[key] = (
+                f"s3://{self.bucket}/{key} is not a job record ({exc}); its job is shown "
+                "as pending until the agent writes it again"
+            )
             return None
+        self._unreadable.pop(key, None)
+        return record
 
     async def read_all(self) -> list[JobRecord]:
         async with cloud_errors(f"reading s3://{self.bucket}/{self.prefix}"):
@@ -60,6 +68,8 @@ class S3Store:
         for k in list(self._cache):
             if k not in etags:
                 del self._cache[k]
+                self._unreadable.pop(k, None)
+        self.problems = list(self._unreadable.values())
         records = {r.jobnr: r for _, r in self._cache.values() if r is not None}
         return [records[k] for k in sorted(records)]
 

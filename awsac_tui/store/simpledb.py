@@ -29,6 +29,7 @@ class SimpleDBStore:
         self.session_id = session_id
         self.bucket = bucket
         self.domain = domain_name(session_id)
+        self.problems: list[str] = []
 
     async def exists(self) -> bool:
         sdb = await self.cloud.client("sdb")
@@ -47,6 +48,7 @@ class SimpleDBStore:
         """Every job record (select with NextToken paging); [] while the domain does not exist."""
         sdb = await self.cloud.client("sdb")
         records: dict[int, JobRecord] = {}
+        problems: list[str] = []
         token = None
         async with cloud_errors(f"reading SimpleDB domain {self.domain}"):
             while True:
@@ -57,17 +59,24 @@ class SimpleDBStore:
                     )
                 except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
                     if error_code(exc) == "NoSuchDomain":
+                        self.problems = []
                         return []
                     raise
                 for item in resp.get("Items") or []:
                     try:
                         rec = JobRecord.from_attributes(item.get("Attributes") or [], item["Name"])
-                    except (ValueError, TypeError):
+                    except (ValueError, TypeError) as exc:
+                        problems.append(
+                            f"item {item.get('Name')!r} of SimpleDB domain {self.domain} is not a "
+                            f"job record ({exc}); its job is shown as pending until the agent "
+                            "writes it again"
+                        )
                         continue
                     records[rec.jobnr] = rec
                 token = resp.get("NextToken")
                 if not token:
                     break
+        self.problems = problems
         return [records[k] for k in sorted(records)]
 
     async def request_kill(self, jobnr: int) -> None:
