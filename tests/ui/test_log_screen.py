@@ -55,9 +55,14 @@ async def test_follow_wrap_search_and_save(make_app, backend, tmp_path) -> None:
         await pilot.press("f")
         assert not screen.follow and not log.auto_scroll
         assert screen.wrap  # under 120 columns long lines wrap from the start
-        assert len(log.lines) > 303 and all(len(line) < 80 for line in log.lines)
+        assert 303 < len(log.lines) <= 305  # only the 150-column line wraps
+        assert all(len(line) < 80 for line in log.lines)
+        await pilot.pause()
+        assert not log.show_horizontal_scrollbar  # no row lost to a sideways scrollbar
         await pilot.press("w")
         assert not screen.wrap and len(log.lines) == 303
+        await pilot.pause()
+        assert log.show_horizontal_scrollbar  # the 150-column line scrolls sideways
         await pilot.press("w")
         assert screen.wrap and len(log.lines) > 303
         await pilot.press("w")

@@ -132,7 +132,9 @@ class LogScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.wrap = self.app.size.width < WRAP_BELOW  # no horizontal scrolling over ssh
-        self.query_one(Log).focus()
+        log = self.query_one(Log)
+        log.styles.overflow_x = "hidden" if self.wrap else "auto"
+        log.focus()
         self.update_title()
         super().on_mount()
 
@@ -165,7 +167,10 @@ class LogScreen(PollingScreen):
     def display_lines(self, lines: Sequence[str]) -> list[str]:
         if not self.wrap:
             return list(lines)
-        width = max(20, self.query_one(Log).scrollable_content_region.width - 1)
+        width = self.query_one(Log).scrollable_content_region.width
+        if width < 10:  # not laid out yet: the screen's width less the scrollbar
+            width = self.app.size.width - 1
+        width = max(20, width - 1)
         out: list[str] = []
         for line in lines:
             out.extend(
@@ -190,8 +195,13 @@ class LogScreen(PollingScreen):
         log.write_lines(self.display_lines(fresh), scroll_end=self.follow)
         self.update_title()
 
+    def on_resize(self) -> None:
+        if self.wrap and self.raw_lines:
+            self.rewrite()
+
     def rewrite(self) -> None:
         log = self.query_one(Log)
+        log.styles.overflow_x = "hidden" if self.wrap else "auto"
         log.clear()
         log.write_lines(self.display_lines(self.raw_lines), scroll_end=self.follow)
 
