@@ -121,12 +121,30 @@ class SimpleDBStore:
             removed += [f"s3://{self.bucket}/{k}" for k in await self._clear_control()]
         return removed
 
+    async def _get(self, jobnr: int) -> JobRecord | None:
+        """Job ``jobnr``'s record (one consistent GetAttributes, not a read of the whole domain)."""
+        sdb = await self.cloud.client("sdb")
+        async with cloud_errors(f"reading job {jobnr} in SimpleDB domain {self.domain}"):
+            try:
+                resp = await sdb.get_attributes(
+                    DomainName=self.domain, ItemName=item_name(jobnr), ConsistentRead=True
+                )
+            except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
+                if error_code(exc) == "NoSuchDomain":
+                    return None
+                raise
+        attrs = resp.get("Attributes") or []
+        try:
+            return JobRecord.from_attributes(attrs, item_name(jobnr)) if attrs else None
+        except (ValueError, TypeError):
+            return None  # unreadable: overwritten below (read_all names it in the notices)
+
     async def mark_lost(self, jobnr: int, reason: str) -> bool:
         """Set job ``jobnr`` to lost unless it has reached a terminal status meanwhile."""
-        current = {r.jobnr: r for r in await self.read_all()}.get(jobnr)
+        sdb = await self.cloud.client("sdb")
+        current = await self._get(jobnr)
         if current is not None and current.status in TERMINAL:
             return False
-        sdb = await self.cloud.client("sdb")
         attrs = [
             {"Name": "status", "Value": LOST, "Replace": True},
             {"Name": "error", "Value": reason, "Replace": True},
