@@ -31,7 +31,9 @@ class UsageError(AwsacError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        # render_error puts "awsac: " in front; a subcommand's parser names the subcommand
+        where = self.prog.removeprefix("awsac").strip()
+        raise UsageError(f"{where + ': ' if where else ''}{message} (see `{self.prog} --help`)")
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -484,21 +486,19 @@ def _legacy(argv: list[str]) -> tuple[str, argparse.Namespace]:
     if a.action == "start":
         if not a.ini:
             raise UsageError(
-                "awsac: when --start is set, -i SESSION.INI is needed (and -a ARCHIVE or a job directory)"
+                "when --start is set, -i SESSION.INI is needed (and -a ARCHIVE or a job directory)"
             )
         ns.__dict__.update(spec=a.ini, archive=a.archive, yes=a.yes, json=a.json, write_cfg=True)
         return "start", ns
     if not a.config:
-        raise UsageError(f"awsac: when --{a.action} is set, -c CONFIGFILE is needed")
+        raise UsageError(f"when --{a.action} is set, -c CONFIGFILE is needed")
     ns.session = a.config
     if a.action == "check":
         ns.__dict__.update(json=a.json, watch=False, interval=5.0, boot_timeout=300.0)
         return "check", ns
     if a.action == "getresults":
         if not a.outdir:
-            raise UsageError(
-                "awsac: when --getresults is set, -c CONFIGFILE and -o OUTPUTDIR are needed"
-            )
+            raise UsageError("when --getresults is set, -c CONFIGFILE and -o OUTPUTDIR are needed")
         ns.__dict__.update(outdir=a.outdir, overwrite=a.overwrite, paper=True)
         return "results", ns
     ns.__dict__.update(yes=a.yes, kind=None, paper=True)
@@ -579,7 +579,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, CLOUD_EXCEPTIONS):
             out.error(render_error(translate(exc)))
             return EXIT_FAILED
+        if isinstance(exc, OSError):  # a local file or directory: no traceback either
+            out.error(render_error(AwsacError(_os_error_text(exc))))
+            return EXIT_FAILED
         raise
+
+
+def _os_error_text(exc: OSError) -> str:
+    """A local file error naming the path and what to check."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (
+        f"{where}{exc.strerror or exc} (check that the path is right, that you may write there "
+        "and that the disk has room, then run the command again)"
+    )
 
 
 if __name__ == "__main__":
