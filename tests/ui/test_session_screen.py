@@ -347,3 +347,12 @@ async def test_hidden_columns_come_back_when_the_terminal_widens(make_app) -> No
         assert jobs.cursor_key == "3"  # the cursor stays on its job
         assert str(jobs.get_cell("3", "instance")) == str(jobs.row_cells("3")[7])
         assert _overflowing(screen) == []
+
+
+async def test_eighty_columns_show_every_job_count_and_the_instances_up(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(pilot, MIXED_ID)
+        text = screen_text(app)
+        assert "2 fin 1 run 2 pend 1 fail 1 kill 3 lost" in text  # on the jobs table's border
+        assert "10 jobs  2/3 up  ↻" in text

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from awsac_agent.status import ACTIVE, TERMINAL
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -290,8 +291,24 @@ class SessionScreen(PollingScreen):
         wide = self.size.width >= 100
         t = Text(f" {self.session_id} ", style="bold")
         t.append_text(progress_text(done, len(snap.jobs), 10 if wide else 0))
-        t.append(f"  {len(snap.jobs)} jobs: ")
-        t.append_text(counts_text(counts.items()))
+        jobs_table = self.query_one("#jobs", KeyedTable)
+        if wide:
+            t.append(f"  {len(snap.jobs)} jobs: ")
+            t.append_text(counts_text(counts.items()))
+            jobs_table.border_title = "jobs"
+        else:  # the counts go on the jobs table's border, where they are never cut off
+            t.append(f"  {len(snap.jobs)} jobs")
+            title = Text("jobs: ")
+            title.append_text(counts_text(counts.items()))
+            title.spans[:] = [  # rich Style objects: Textual does not know every rich colour name
+                Span(
+                    sp.start,
+                    sp.end,
+                    Style.parse(sp.style) if isinstance(sp.style, str) else sp.style,
+                )
+                for sp in title.spans
+            ]
+            jobs_table.border_title = title
         kind = "/".join(sorted(types)) if wide else ""  # the type is on the sessions screen
         t.append(f"  {kind}{' ' if kind else ''}{alive}/{len(snap.instances)} up")
         t.append(f"  ↻ {self.interval:g}s", style="grey50")
