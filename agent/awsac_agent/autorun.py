@@ -17,6 +17,7 @@ from . import __version__, s3layout
 from .agentlog import AgentLog
 from .archive import AUTORUN_SH, safe_extract
 from .aws import Clients
+from .errors import ArchiveError
 from .imds import Imds, ImdsError
 from .retry import describe, retry
 from .userdata import MARKER, lease_grace, parse_userdata
@@ -140,8 +141,10 @@ class Autorun:
             step = "session autorun"
             script = session_dir / AUTORUN_SH
             if not script.is_file():
-                raise FileNotFoundError(
-                    f"{AUTORUN_SH} is not in the session archive (the archive builder adds it)"
+                raise ArchiveError(
+                    f"{AUTORUN_SH} is not in the session archive s3://{ud.bucket}/{key} "
+                    "(`awsac start` adds it when it builds the archive; a prebuilt archive "
+                    "needs its own copy)"
                 )
             cmd = ["sh", str(script)] + (["--keep-instance"] if self.keep_instance else [])
             log(f"# trying to execute the AWSAC autostart shell script: {' '.join(cmd)}")
