@@ -359,6 +359,9 @@ def test_keep_instance_skips_only_the_termination(
     try:
         jobs = f"{release_snapshot};a.sh;1\n"
         sess = _one_instance(tmp_path, local_cloud, boto3_client, "s3", jobs, {"a.sh": RESULTS_JOB})
+        # the runner reads the boot command when it boots (a timer after RunInstances): restore
+        # it only once this instance's boot step has started and printed
+        wait_for(lambda: sess.console(sess.instance_ids[0]), 30, "the boot step to start")
     finally:
         service.configure(local_cloud, boot_command=before["boot_command"])
     wait_for(lambda: "processjobslog_LI_0.tar.bz2" in sess.keys(), 60, "the worker's own log")
