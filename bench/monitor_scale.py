@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from awsac_agent.sessionid import SESSION_TAG, session_tag_filter
 from common import (
     CallCounter,
     counted_cloud_clients,
@@ -23,7 +24,6 @@ from common import (
     probe_boot_command,
 )
 
-SESSION_TAG = "awsac:session"
 CORES = 8  # c5.2xlarge
 SLEEP_JOB = "#!/bin/sh\nsleep 900\n"
 EMULATED_BOOT = ["sleep", "900"]  # an instance that boots but runs no agent (see emulate_agents)
@@ -88,7 +88,7 @@ def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) ->
     from awsac_agent.store import SimpleDbStore
 
     ec2 = boto3_client(info, "ec2")
-    filt = [{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
+    filt = [session_tag_filter(session_id)]
     instances = [
         i
         for page in ec2.get_paginator("describe_instances").paginate(Filters=filt)
@@ -151,7 +151,7 @@ async def naive_refresh(cloud: Any, session_id: str, ids: list[str], vols: list[
 
 def raw_refresh(ec2: Any, sdb: Any, session_id: str, limit: bool = False) -> dict[str, Any]:
     """The minimal hand-written boto3 refresh: two filtered describes and one paged select."""
-    filt = [{"Name": f"tag:{SESSION_TAG}", "Values": [session_id]}]
+    filt = [session_tag_filter(session_id)]
     instances = [
         i
         for page in ec2.get_paginator("describe_instances").paginate(Filters=filt)
