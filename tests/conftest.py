@@ -78,3 +78,30 @@ def boto3_client(local_cloud: Any) -> Callable[[str], Any]:
         )
 
     return make
+
+
+EVENTGEN_RELEASE = Path(__file__).resolve().parents[1] / "examples" / "eventgen" / "release"
+
+
+@pytest.fixture(scope="session")
+def release_snapshot(local_cloud: Any) -> str:
+    """The eventgen example's release/ as a local snapshot (made once per worker)."""
+    from awsac_tui.local import service
+
+    return service.make_snapshot(EVENTGEN_RELEASE, "tests: eventgen release")
+
+
+@pytest.fixture
+def cli(
+    aws_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run ``awsac ARGS`` in-process as a user types it: (exit code, stdout, stderr)."""
+    from awsac_tui import cli as cli_mod
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = cli_mod.main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
