@@ -6,11 +6,9 @@ All three read the same session on the same local cloud, interleaved, in the sam
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,6 @@ class SizeResult:
     naive: list[Sample]
     raw: list[Sample]
     raw_limit: list[Sample]
-    client_fix: list[Sample]
     setup_s: float
     profile: str = ""
 
@@ -119,14 +116,6 @@ def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) ->
                     runstarttime=now,
                 )
             )
-
-
-@contextlib.contextmanager
-def proposed_fix() -> Iterator[None]:
-    """The fix this benchmark proposed (DescribeVolumes concurrently with DescribeInstances, and
-    ``limit 2500`` on the status select) is now in ``Monitor.refresh`` and
-    ``awsac_agent.status.select_all_jobs``, so this measures the same code as the baseline."""
-    yield
 
 
 async def naive_refresh(cloud: Any, session_id: str, ids: list[str], vols: list[str], n: int):
@@ -225,9 +214,7 @@ async def measure_size(
             raw_counter.install(sdb_raw)
             raw_refresh(ec2_raw, sdb_raw, sid)  # warm
             await naive_refresh(cloud, sid, ids[:1], vols[:1], 1)  # warm
-            samples: dict[str, list[Sample]] = {
-                k: [] for k in ("client", "naive", "raw", "raw_l", "fix")
-            }
+            samples: dict[str, list[Sample]] = {k: [] for k in ("client", "naive", "raw", "raw_l")}
 
             async def timed(kind: str, cnt: CallCounter, fn: Any) -> Any:
                 cnt.reset()
@@ -244,11 +231,6 @@ async def measure_size(
             async def client() -> None:
                 snap = await timed("client", counter, mon.refresh)
                 assert len(snap.jobs) == n_jobs
-
-            async def fix() -> None:
-                with proposed_fix():
-                    fixed = await timed("fix", counter, mon.refresh)
-                assert len(fixed.jobs) == n_jobs
 
             async def raw() -> None:
                 res = await timed(
@@ -271,7 +253,7 @@ async def measure_size(
                 )
                 assert len(res["jobs"]) == n_jobs
 
-            order = [client, raw, fix, raw_limit, naive]
+            order = [client, raw, raw_limit, naive]
             for i in range(repeats):  # interleaved, the order rotating from one round to the next
                 for step in order[i % len(order) :] + order[: i % len(order)]:
                     await step()
@@ -296,7 +278,6 @@ async def measure_size(
         samples["naive"],
         samples["raw"],
         samples["raw_l"],
-        samples["fix"],
         setup_s,
         profile_text,
     )
@@ -322,7 +303,7 @@ def summary(r: SizeResult) -> dict[str, float]:
 
     return {
         kind + "_" + attr: m(getattr(r, kind), attr)
-        for kind in ("client", "naive", "raw", "raw_limit", "client_fix")
+        for kind in ("client", "naive", "raw", "raw_limit")
         for attr in ("wall", "calls", "bytes")
     }
 
@@ -341,8 +322,7 @@ def main() -> None:
             f"calls {s['client_bytes']:.0f} B | naive {s['naive_wall'] * 1000:.0f} ms "
             f"{s['naive_calls']:.0f} calls | raw {s['raw_wall'] * 1000:.0f} ms "
             f"{s['raw_calls']:.0f} calls | raw limit {s['raw_limit_wall'] * 1000:.0f} ms "
-            f"{s['raw_limit_calls']:.0f} calls | fix {s['client_fix_wall'] * 1000:.0f} ms "
-            f"{s['client_fix_calls']:.0f} calls"
+            f"{s['raw_limit_calls']:.0f} calls"
         )
         print("   client ops:", r.client[-1].ops, r.client[-1].op_seconds)
         print("   raw ops:", r.raw[-1].ops, r.raw[-1].op_seconds)
