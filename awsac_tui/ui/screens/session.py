@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from awsac_agent.status import ACTIVE, TERMINAL
@@ -393,11 +394,7 @@ class SessionScreen(PollingScreen):
             self.notify(f"job {job.jobnr} has already ended ({job.status})", severity="warning")
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._kill(job.jobnr)
-
-        self.app.push_screen(
+        self._confirm_then(
             ConfirmModal(
                 "kill job",
                 f"Kill job {job.jobnr} ({job.shellscript}, {job.status})?\n"
@@ -405,29 +402,16 @@ class SessionScreen(PollingScreen):
                 yes="Kill",
                 danger=True,
             ),
-            answered,
+            f"kill job {job.jobnr}",
+            lambda: self.awsac.backend.kill_job(self.session_id, job.jobnr),
+            f"kill requested for job {job.jobnr}",
         )
-
-    @work(group="verbs", exit_on_error=False)
-    async def _kill(self, jobnr: int) -> None:
-        try:
-            await self.awsac.backend.kill_job(self.session_id, jobnr)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.awsac.report_error(f"kill job {jobnr}", exc)
-            return
-        self.notify(f"kill requested for job {jobnr}")
-        self.action_force_refresh()
 
     def action_terminate(self) -> None:
         inst = self.focused_instance()
         if inst is None:
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._terminate(inst.instance_id)
-
-        self.app.push_screen(
+        self._confirm_then(
             ConfirmModal(
                 "terminate instance",
                 f"Terminate instance {inst.instance_id} (launch index {inst.launchindex})?\n"
@@ -435,17 +419,34 @@ class SessionScreen(PollingScreen):
                 yes="Terminate",
                 danger=True,
             ),
-            answered,
+            f"terminate {inst.instance_id}",
+            lambda: self.awsac.backend.terminate_instance(self.session_id, inst.instance_id),
+            f"terminating {inst.instance_id}",
         )
 
+    def _confirm_then(
+        self,
+        question: ConfirmModal,
+        what: str,
+        verb: Callable[[], Awaitable[object]],
+        done: str,
+    ) -> None:
+        """Ask ``question``; on yes run ``verb`` in a worker, say ``done`` and refresh."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_verb(what, verb, done)
+
+        self.app.push_screen(question, answered)
+
     @work(group="verbs", exit_on_error=False)
-    async def _terminate(self, instance_id: str) -> None:
+    async def _run_verb(self, what: str, verb: Callable[[], Awaitable[object]], done: str) -> None:
         try:
-            await self.awsac.backend.terminate_instance(self.session_id, instance_id)
+            await verb()
         except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.awsac.report_error(f"terminate {instance_id}", exc)
+            self.awsac.report_error(what, exc)
             return
-        self.notify(f"terminating {instance_id}")
+        self.notify(done)
         self.action_force_refresh()
 
     def action_results(self) -> None:
