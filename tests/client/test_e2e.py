@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from awsac_agent.sessionid import session_tag_filter
+from cloud_audit import leftovers_in
 
 from .conftest import simpledb_select_works, write_example
 
@@ -41,26 +41,8 @@ def poll(cli, sid: str, until, timeout: float = 180.0) -> dict[str, Any]:
 
 def tagged(boto3_client, sid: str) -> tuple[list[str], list[str], list[str]]:
     """(live instances, volumes, objects) still carrying session ``sid``."""
-    ec2 = boto3_client("ec2")
-    filt = [session_tag_filter(sid)]
-    inst = [
-        i["InstanceId"]
-        for r in ec2.describe_instances(Filters=filt)["Reservations"]
-        for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"
-    ]
-    vols = [
-        v["VolumeId"]
-        for v in ec2.describe_volumes(Filters=filt)["Volumes"]
-        if v["State"] != "deleted"
-    ]
-    objs = [
-        o["Key"]
-        for o in boto3_client("s3")
-        .list_objects_v2(Bucket="atlassessions", Prefix=f"{sid}/")
-        .get("Contents", [])
-    ]
-    return inst, vols, objs
+    left = leftovers_in(boto3_client, sid, "atlassessions")
+    return left.instances, left.volumes, left.objects
 
 
 def check_snapshot_shape(snap: dict[str, Any], sid: str) -> None:

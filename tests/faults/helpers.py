@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from awsac_agent.sessionid import session_tag_filter
+from cloud_audit import Leftovers, leftovers_in
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTGEN = ROOT / "examples" / "eventgen"
@@ -112,37 +111,9 @@ def all_done(snap: dict[str, Any]) -> bool:
 # ----------------------------------------------------------------------------- the audit
 
 
-@dataclass(frozen=True)
-class Leftovers:
-    instances: list[str]
-    volumes: list[str]
-    objects: list[str]
-
-
 def leftovers(boto3_client: Callable[[str], Any], sid: str, bucket: str = BUCKET) -> Leftovers:
-    """Live instances, volumes and objects still carrying session ``sid``."""
-    ec2 = boto3_client("ec2")
-    filt = [session_tag_filter(sid)]
-    inst = [
-        i["InstanceId"]
-        for r in ec2.describe_instances(Filters=filt)["Reservations"]
-        for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"
-    ]
-    vols = [
-        v["VolumeId"]
-        for v in ec2.describe_volumes(Filters=filt)["Volumes"]
-        if v["State"] != "deleted"
-    ]
-    s3 = boto3_client("s3")
-    try:
-        objs = [
-            o["Key"]
-            for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{sid}/").get("Contents", [])
-        ]
-    except s3.exceptions.NoSuchBucket:
-        objs = []
-    return Leftovers(inst, vols, objs)
+    """Live instances, volumes and objects still carrying session ``sid`` (the fault tests' bucket)."""
+    return leftovers_in(boto3_client, sid, bucket)
 
 
 def audit(
