@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,13 @@ from awsac_agent.errors import AwsacError, FormatError
 from awsac_agent.status import FAILED, FINISHED, KILLED, LOST
 
 from .progress import Output
+from .report import (
+    format_counts,
+    format_job_blocks,
+    format_paper_config,
+    format_resources,
+    format_time,
+)
 from .spec import CloudProfile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -37,73 +43,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def _t(dt: datetime | None) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
-
-
-def format_paper_config(record: Any) -> str:
-    """The paper's ``[sessionconfig]`` block."""
-    lines = ["[sessionconfig]"] + [f"{k} = {v}" for k, v in record.paper_config().items()]
-    return "\n".join(lines)
-
-
-def format_job_blocks(snap: Any) -> str:
-    """The paper's per-job blocks (``===== Job N (status: ...) =====``)."""
-    out = []
-    for j in snap.jobs:
-        lines = [f"===== Job {j.jobnr} (status: {j.status}) ====="]
-        where = f"running {j.shellscript or '?'}"
-        if j.instance_id:
-            where += f" on instance {j.instance_id}"
-        if j.launchindex is not None:
-            where += f" with launchindex {j.launchindex}"
-        lines.append(where)
-        if j.runstarttime:
-            lines.append(f"started running: {_t(j.runstarttime)}")
-        if j.runendtime:
-            lines.append(f"ended running: {_t(j.runendtime)}")
-        if j.returncode is not None:
-            lines.append(f"returncode: {j.returncode}")
-        if j.savestarttime:
-            lines.append(f"started saving: {_t(j.savestarttime)}")
-        if j.saveendtime:
-            lines.append(f"ended saving: {_t(j.saveendtime)}")
-        if j.error:
-            lines.append(f"error: {j.error}")
-        out.append("\n".join(lines))
-    return "\n\n".join(out)
-
-
-def format_resources(snap: Any) -> str:
-    lines = []
-    if snap.instances:
-        lines.append("instances:")
-        for i in snap.instances:
-            flag = "  SILENT" if i.silent else ""
-            lines.append(
-                f"  {i.instance_id}  LI {i.launchindex}  {i.state:<13} {i.instance_type or '-'}  "
-                f"{i.zone or '-'}  {i.public_dns or '-'}{flag}"
-            )
-    else:
-        lines.append("instances: none tagged with this session")
-    if snap.volumes:
-        lines.append("volumes:")
-        for v in snap.volumes:
-            lines.append(
-                f"  {v.volume_id}  {v.snapshot or '-'}  {v.state:<9} {v.instance_id or '-'}  {v.device or '-'}"
-            )
-    for n in snap.notices:
-        lines.append(f"notice: {n}")
-    return "\n".join(lines)
-
-
-def _counts(snap: Any) -> str:
-    from collections import Counter
-
-    c = Counter(j.status for j in snap.jobs)
-    return ", ".join(f"{n} {s}" for s, n in c.items()) or "no jobs"
 
 
 def snapshot_exit(snap: Any, *, final: bool) -> int:
@@ -215,7 +154,8 @@ async def cmd_start(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_check(args: argparse.Namespace, out: Output) -> int:
     from .cloud import Cloud
-    from .monitor import Monitor, all_terminal, snapshot_to_json
+    from .monitor import Monitor
+    from .views import all_terminal, snapshot_to_json
 
     rec = _load(args)
     async with Cloud(rec.cloud) as cloud:
@@ -234,7 +174,7 @@ async def cmd_check(args: argparse.Namespace, out: Output) -> int:
             if args.json:
                 print(snapshot_to_json(snap), flush=True)
             else:
-                out.say(f"{_t(snap.taken_at)}  {_counts(snap)}")
+                out.say(f"{format_time(snap.taken_at)}  {format_counts(snap)}")
         assert snap is not None
         if not args.json:
             out.say("\n" + format_job_blocks(snap))

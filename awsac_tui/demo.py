@@ -18,11 +18,12 @@ from awsac_agent.errors import AwsacError, FormatError
 from awsac_agent.status import FINISHED
 
 from .progress import Output, human_size
+from .report import format_job_blocks
 from .spec import CloudProfile
 
 if TYPE_CHECKING:
     from .cloud import Cloud
-    from .monitor import SessionSnapshot
+    from .views import SessionSnapshot
 
 EXAMPLE = "eventgen"
 
@@ -94,11 +95,11 @@ def summary_table(snap: SessionSnapshot, result_sizes: dict[int, int]) -> str:
 async def run_demo(outdir: str | Path | None = None, out: Output | None = None) -> int:
     """Run the eventgen session on the local cloud; 0 when every job finished."""
     from . import session
-    from .cli import format_job_blocks
     from .cloud import Cloud
     from .local import service
-    from .monitor import Monitor, all_terminal
+    from .monitor import Monitor
     from .records import save_record
+    from .views import all_terminal
 
     out = out or Output()
     example = find_example()

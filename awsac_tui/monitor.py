@@ -1,144 +1,29 @@
 """One polling loop per session -> an immutable SessionSnapshot (instances, volumes, jobs).
 
-The data types here are what the headless ``check`` prints and what the TUI renders.
+The snapshot's types live in views.py; this module fills them from the cloud and the status store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from datetime import UTC, datetime
-from typing import Any
 
 from awsac_agent.status import LOST, PENDING, TERMINAL, parse_iso
 
-
-@dataclass(frozen=True)
-class InstanceView:
-    instance_id: str
-    launchindex: int | None
-    state: str  # pending | running | shutting-down | terminated | stopping | stopped
-    instance_type: str | None = None
-    zone: str | None = None
-    public_dns: str | None = None
-    launch_time: datetime | None = None
-    silent: bool = False  # running, but no job status after the boot timeout
-
-
-@dataclass(frozen=True)
-class VolumeView:
-    volume_id: str
-    snapshot: str | None
-    state: str  # creating | available | in-use | deleting | deleted
-    instance_id: str | None = None
-    device: str | None = None
-    size_gib: int | None = None
-
-
-@dataclass(frozen=True)
-class JobView:
-    jobnr: int
-    status: str
-    instance_id: str | None = None
-    launchindex: int | None = None
-    shellscript: str | None = None
-    snapshot: str | None = None
-    returncode: int | None = None
-    runstarttime: datetime | None = None
-    runendtime: datetime | None = None
-    savestarttime: datetime | None = None
-    saveendtime: datetime | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class SessionSnapshot:
-    """Everything one refresh learned about a session."""
-
-    session_id: str
-    cloud: str
-    taken_at: datetime
-    jobs: tuple[JobView, ...] = ()
-    instances: tuple[InstanceView, ...] = ()
-    volumes: tuple[VolumeView, ...] = ()
-    notices: tuple[str, ...] = field(default=())  # e.g. "status store throttled; showing last good"
-
-
-# ----------------------------------------------------------------------------- the Monitor
-
-# (kept below the value types so the TUI can import them without the cloud layer's cost)
+from . import records
+from .cloud import Cloud
+from .records import SessionRecord
+from .resources import describe_instances, describe_volumes
+from .store import open_store
+from .sweep import last_good, sweep_session
+from .views import InstanceView, JobView, SessionSnapshot, VolumeView, all_terminal
 
 DEFAULT_BOOT_TIMEOUT = 300.0
 
 
-def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
-    """The snapshot as the JSON object ``check --json`` prints: the keys of issue 5 (times ISO 8601
-    UTC, absent values None), plus ``silent`` per instance and the refresh's ``notices``, so a
-    script sees what the text output flags."""
-    return {
-        "session_id": snap.session_id,
-        "cloud": snap.cloud,
-        "jobs": [
-            {
-                "jobnr": j.jobnr,
-                "status": j.status,
-                "instance_id": j.instance_id,
-                "launchindex": j.launchindex,
-                "shellscript": j.shellscript,
-                "snapshot": j.snapshot,
-                "returncode": j.returncode,
-                "runstarttime": _iso(j.runstarttime),
-                "runendtime": _iso(j.runendtime),
-                "error": j.error,
-            }
-            for j in snap.jobs
-        ],
-        "instances": [
-            {
-                "instance_id": i.instance_id,
-                "launchindex": i.launchindex,
-                "state": i.state,
-                "instance_type": i.instance_type,
-                "zone": i.zone,
-                "public_dns": i.public_dns,
-                "silent": i.silent,
-            }
-            for i in snap.instances
-        ],
-        "volumes": [
-            {
-                "volume_id": v.volume_id,
-                "snapshot": v.snapshot,
-                "state": v.state,
-                "instance_id": v.instance_id,
-                "device": v.device,
-            }
-            for v in snap.volumes
-        ],
-        "notices": list(snap.notices),
-    }
-
-
-def snapshot_to_json(snap: SessionSnapshot) -> str:
-    """``snapshot_to_dict`` as one line of JSON."""
-    return json.dumps(snapshot_to_dict(snap))
-
-
-def all_terminal(snap: SessionSnapshot) -> bool:
-    """Whether every job of the snapshot has a terminal status."""
-    return bool(snap.jobs) and all(j.status in TERMINAL for j in snap.jobs)
-
-
-def _record_jobs(record: Any) -> list[JobView]:
+def _record_jobs(record: SessionRecord) -> list[JobView]:
     """Pending job views from the record's jobs.cfg lines (before any status exists)."""
     from awsac_agent import assignment, jobscfg
 
@@ -164,14 +49,12 @@ class Monitor:
 
     def __init__(
         self,
-        record: Any,
-        cloud: Any,
+        record: SessionRecord,
+        cloud: Cloud,
         *,
         boot_timeout: float = DEFAULT_BOOT_TIMEOUT,
         write_lost: bool = True,
     ) -> None:
-        from .store import open_store
-
         self.record = record
         self.cloud = cloud
         self.boot_timeout = boot_timeout
@@ -182,10 +65,6 @@ class Monitor:
     async def refresh(self) -> SessionSnapshot:
         """One refresh. Instances are read before the store, so a job whose instance is gone
         and whose status is still not terminal really never finished (-> lost)."""
-        from .session import describe_instances, describe_volumes
-        from .sweep import last_good as _last_good
-        from .sweep import sweep_session
-
         sid = self.record.session_id
         # Volumes in parallel; instances are read before the status store (the `lost` rule).
         vol_task = asyncio.create_task(describe_volumes(self.cloud, sid))
@@ -198,7 +77,7 @@ class Monitor:
         try:
             store_records = {r.jobnr: r for r in await self.store.read_all()}
         except Exception as exc:  # noqa: BLE001 - throttled store: last good snapshot + notice
-            return _last_good(self, exc)
+            return last_good(self, exc)
         now = datetime.now(UTC)
         notices: list[str] = await sweep_session(
             self, raw_instances, now, {r.instance_id for r in store_records.values()}
@@ -328,16 +207,14 @@ class Monitor:
             self.record.state == "running"
             and all_terminal(snap)
             and all(v.state == "terminated" for v in final_views)
-            and getattr(self.record, "path", None) is not None
+            and self.record.path is not None
         ):
             await asyncio.to_thread(self._mark_ended)
         return snap
 
     def _mark_ended(self) -> None:
-        from .records import record_path, save_record
-
-        if record_path(self.record.session_id).exists():
-            self.record = save_record(self.record.with_(state="ended"))
+        if records.record_path(self.record.session_id).exists():
+            self.record = records.save_record(self.record.with_(state="ended"))
 
     async def watch(self, interval: float = 5.0) -> AsyncIterator[SessionSnapshot]:
         """Snapshots every ``interval`` seconds until every job is terminal."""

@@ -15,11 +15,12 @@ from typing import Any
 import tomli_w
 from awsac_agent import s3layout
 from awsac_agent.errors import FormatError
+from awsac_agent.fsutil import atomic_write
 from awsac_agent.sessionid import is_session_id
 from awsac_agent.userdata import parse_userdata
 
-from .local.common import state_dir
-from .spec import CloudProfile, atomic_write
+from .paths import record_path, sessions_dir
+from .spec import CloudProfile
 
 STATES = ("starting", "running", "ended", "cleaned", "failed")
 PAPER_KEYS = (
@@ -36,10 +37,6 @@ PAPER_KEYS = (
     "ec2_uid",
     "instance_type",
 )
-
-
-def sessions_dir() -> Path:
-    return state_dir() / "sessions"
 
 
 def _now() -> str:
@@ -94,10 +91,6 @@ class SessionRecord:
             "ec2_uid": self.image_owner or "",
             "instance_type": self.instance_type,
         }
-
-
-def record_path(session_id: str) -> Path:
-    return sessions_dir() / f"{session_id}.toml"
 
 
 def _to_toml(rec: SessionRecord) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import difflib
 import ipaddress
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 import tomli_w
 from awsac_agent.errors import FormatError, join_problems
+from awsac_agent.fsutil import atomic_write
 from awsac_agent.jobscfg import JobLine, check_scripts_exist, n_jobs, parse_jobs_cfg, read_jobs_cfg
 from awsac_agent.sessionid import check_shortdescr
 
@@ -457,25 +457,6 @@ def write_spec(
 ) -> None:
     """Write ``spec`` as session.toml atomically (a temporary file renamed over ``path``)."""
     atomic_write(Path(path), dump_spec(spec, header).encode("utf-8"), mode)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600, dir_mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` atomically: a private temporary file beside it (unique, so two
-    writers never share one), fsynced, given ``mode``, renamed over ``path``. With ``dir_mode``,
-    missing parent directories are created with that mode."""
-    if dir_mode is not None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- validation

@@ -56,8 +56,9 @@ async def one_run(info: Any, state: Path, one_agent: bool, profile: bool = False
 
     from awsac_tui import session
     from awsac_tui.cloud import Cloud
-    from awsac_tui.monitor import Monitor, all_terminal
+    from awsac_tui.monitor import Monitor
     from awsac_tui.spec import CloudProfile
+    from awsac_tui.views import all_terminal
 
     call_log = state / "agent-calls.jsonl"
     call_log.write_text("")

@@ -61,8 +61,9 @@ def job_dir(dest: Path, image_id: str, snapshot_id: str) -> Path:
 async def one_run(info: Any, state: Path, snapshot_id: str, *, profile: bool = False) -> E2ERun:
     from awsac_tui import session
     from awsac_tui.cloud import Cloud
-    from awsac_tui.monitor import Monitor, all_terminal
+    from awsac_tui.monitor import Monitor
     from awsac_tui.spec import CloudProfile
+    from awsac_tui.views import all_terminal
 
     call_log = state / "agent-calls.jsonl"
     call_log.write_text("")

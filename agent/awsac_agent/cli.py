@@ -8,27 +8,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import AwsacError
-
-
-def add_worker_arguments(p: argparse.ArgumentParser) -> None:
-    """The worker's options (``processjobs``); here so that ``autorun`` need not import the worker."""
-    p.add_argument(
-        "--keep-instance",
-        action="store_true",
-        help="do everything except terminating this instance (for debugging)",
-    )
-    p.add_argument(
-        "--keep-instance-on-failure",
-        type=float,
-        metavar="MIN",
-        default=None,
-        help="when something failed, keep the instance MIN minutes before terminating it",
-    )
-    p.add_argument(
-        "--session-dir",
-        default=None,
-        help="the extracted session archive (default: $AWSACworkingDir or the current directory)",
-    )
+from .workerargs import add_worker_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:

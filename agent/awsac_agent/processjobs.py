@@ -47,6 +47,7 @@ from .status import (
 )
 from .store import StatusStore, make_store
 from .userdata import UserData, parse_userdata
+from .workerargs import add_worker_arguments
 
 RESULTS_FILE = "results.tar.bz2"
 TRANSFER = TransferConfig(
@@ -800,8 +801,6 @@ def bundle_redacted(src: Path, dest: Path, arcname: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The worker's own command line (``awsac-processjobs.pyz [options]``)."""
-    from .cli import add_worker_arguments
-
     p = argparse.ArgumentParser(
         prog="awsac-processjobs",
         description="Run this instance's jobs of an awsac session, save their output, clean up.",

@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+from awsac_tui.paths import local_dir, state_dir  # noqa: F401 - the local cloud's API names them
+
 REGION = "us-east-1"
 AVAILABILITY_ZONE = "us-east-1a"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -39,22 +41,6 @@ STRIPPED_AWS_VARIABLES = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
 )
-
-
-def state_dir() -> Path:
-    """awsac's state directory: $AWSAC_STATE_DIR, else $XDG_STATE_HOME/awsac, else ~/.local/state/awsac."""
-    explicit = os.environ.get("AWSAC_STATE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "awsac"
-    return Path.home() / ".local" / "state" / "awsac"
-
-
-def local_dir(base: Path | None = None) -> Path:
-    """The local cloud's directory inside the state directory."""
-    return (base if base is not None else state_dir()) / "local"
 
 
 def default_boot_command() -> list[str]:

@@ -53,10 +53,6 @@ class ActionsProvider(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-# Actions that change the cloud; a read-only app refuses them (k9s' --readonly).
-DANGEROUS_ACTIONS = frozenset({"start", "kill", "terminate", "cleanup"})
-
-
 class AwsacApp(App[int]):
     """Sessions, compose, live session view and logs, on top of a Backend."""
 

@@ -17,8 +17,8 @@ from awsac_agent.errors import AwsacError
 from awsac_agent.jobscfg import JobLine, expand_jobs
 from awsac_agent.status import TERMINAL
 
-from awsac_tui.monitor import InstanceView, JobView, SessionSnapshot, VolumeView
 from awsac_tui.spec import SessionSpec
+from awsac_tui.views import InstanceView, JobView, SessionSnapshot, VolumeView
 
 ProgressCallback = Callable[[str, float | None], None]
 """``progress(message, fraction)``: fraction in 0..1, or None when unknown."""

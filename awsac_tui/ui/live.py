@@ -20,7 +20,7 @@ from awsac_agent.jobscfg import JobLine
 from awsac_agent.status import parse_iso
 
 from awsac_tui import records, session
-from awsac_tui.monitor import Monitor, SessionSnapshot
+from awsac_tui.monitor import Monitor
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.ui.backend import (
     ComposeChoices,
@@ -33,6 +33,7 @@ from awsac_tui.ui.backend import (
     StartPlan,
     summarize,
 )
+from awsac_tui.views import SessionSnapshot
 
 PRICES = Path(session.__file__).parent / "data" / "prices.toml"
 

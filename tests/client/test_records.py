@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from awsac_agent.errors import FormatError
 
-from awsac_tui import records
+from awsac_tui import paths, records
 from awsac_tui.records import SessionRecord
 from awsac_tui.spec import CloudProfile
 
@@ -55,10 +55,10 @@ def test_concurrent_saves_of_one_record_never_clash(state: Path) -> None:
 def test_state_dir_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AWSAC_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert records.state_dir() == tmp_path / "xdg" / "awsac"
+    assert paths.state_dir() == tmp_path / "xdg" / "awsac"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert records.state_dir() == tmp_path / "home" / ".local" / "state" / "awsac"
+    assert paths.state_dir() == tmp_path / "home" / ".local" / "state" / "awsac"
 
 
 def test_save_is_0600_and_round_trips(state: Path) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 from awsac_agent.jobscfg import JobLine
 
 from awsac_tui import session
-from awsac_tui.cli import build_parser, format_job_blocks, main
-from awsac_tui.monitor import JobView, SessionSnapshot, snapshot_to_dict
+from awsac_tui.cli import build_parser, main
+from awsac_tui.report import format_job_blocks
 from awsac_tui.spec import CloudProfile, SessionSpec
+from awsac_tui.views import JobView, SessionSnapshot, snapshot_to_dict
 
 
 def plan(**spec_kw) -> session.StartPlan:
@@ -134,7 +135,7 @@ def test_unreachable_endpoint_is_one_clear_message(tmp_path, monkeypatch, capsys
 
 
 def test_check_json_has_the_documented_keys_plus_silent_and_notices() -> None:
-    from awsac_tui.monitor import InstanceView, VolumeView
+    from awsac_tui.views import InstanceView, VolumeView
 
     t = datetime(2008, 12, 15, 16, 49, 3, tzinfo=UTC)
     snap = SessionSnapshot(

@@ -143,8 +143,8 @@ def test_refresh_scale_from_env(monkeypatch) -> None:
 
 
 def test_volume_kind_tells_root_disks_from_job_volumes() -> None:
-    from awsac_tui.monitor import VolumeView
     from awsac_tui.ui.screens.session import volume_kind, volume_order
+    from awsac_tui.views import VolumeView
 
     ours = {"snap-9fd4a2f0"}
     job = VolumeView("vol-1", "snap-9fd4a2f0", "in-use", "i-1", "/dev/sdh", 8)

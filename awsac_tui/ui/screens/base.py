@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
-if TYPE_CHECKING:
-    from awsac_tui.ui.app import AwsacApp
+from awsac_tui.ui.host import DANGEROUS_ACTIONS, AwsacHost
 
 
 class TitleBar(Static):
@@ -38,7 +36,7 @@ class PollingScreen(Screen):
         self.last_error: str | None = None
 
     @property
-    def awsac(self) -> AwsacApp:
+    def awsac(self) -> AwsacHost:
         return self.app  # type: ignore[return-value]
 
     async def fetch(self) -> object:  # pragma: no cover - abstract
@@ -54,8 +52,6 @@ class PollingScreen(Screen):
         return self.app.screen is not self or not self.awsac.in_foreground
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        from awsac_tui.ui.app import DANGEROUS_ACTIONS
-
         if action in DANGEROUS_ACTIONS and getattr(self.app, "read_only", False):
             return None  # shown disabled in the footer
         return True

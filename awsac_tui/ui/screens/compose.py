@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from awsac_agent import assignment
 from awsac_agent.errors import AwsacError
@@ -33,12 +32,10 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 from awsac_tui import spec as specmod
 from awsac_tui.spec import SessionSpec
 from awsac_tui.ui.backend import ComposeChoices, StartPlan
+from awsac_tui.ui.host import AwsacHost
 from awsac_tui.ui.screens.base import TitleBar
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
-
-if TYPE_CHECKING:
-    from awsac_tui.ui.app import AwsacApp
 
 LINE_COLUMNS = [  # the snapshot (id + description) last: it takes the room left, cut if need be
     ("n", "#", 3),
@@ -218,7 +215,7 @@ class ComposeScreen(Screen):
         self.loaded_spec: SessionSpec | None = None
 
     @property
-    def awsac(self) -> AwsacApp:
+    def awsac(self) -> AwsacHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input, Log
 
-from awsac_tui.monitor import JobView
 from awsac_tui.ui.screens.base import PollingScreen, TitleBar
+from awsac_tui.views import JobView
 
 MAX_LINES = 200_000
 

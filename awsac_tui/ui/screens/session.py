@@ -14,7 +14,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
-from awsac_tui.monitor import InstanceView, JobView, SessionSnapshot, VolumeView
 from awsac_tui.ui.screens.base import PollingScreen, TitleBar
 from awsac_tui.ui.screens.modals import ConfirmModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
@@ -25,6 +24,7 @@ from awsac_tui.ui.widgets.status import (
     status_text,
 )
 from awsac_tui.ui.widgets.timeline import Timeline
+from awsac_tui.views import InstanceView, JobView, SessionSnapshot, VolumeView
 
 # Cells change in place without resizing columns (update_width=False), so every column whose
 # content grows after its first row gets a fixed width. The first three columns keep their

@@ -14,8 +14,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from awsac_tui.monitor import SessionSnapshot
 from awsac_tui.ui.widgets.status import STATUS_STYLE
+from awsac_tui.views import SessionSnapshot
 
 LABEL_WIDTH = 9
 FLAG_WIDTH = 8  # room for ' silent' / ' gone' after the bars

@@ -1,0 +1,128 @@
+"""The immutable values one refresh produces (SessionSnapshot and its views), and their JSON.
+
+Below the polling engine (monitor.py) and the UI, so that neither imports the other to name them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from awsac_agent.status import TERMINAL
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance_id: str
+    launchindex: int | None
+    state: str  # pending | running | shutting-down | terminated | stopping | stopped
+    instance_type: str | None = None
+    zone: str | None = None
+    public_dns: str | None = None
+    launch_time: datetime | None = None
+    silent: bool = False  # running, but no job status after the boot timeout
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    volume_id: str
+    snapshot: str | None
+    state: str  # creating | available | in-use | deleting | deleted
+    instance_id: str | None = None
+    device: str | None = None
+    size_gib: int | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    jobnr: int
+    status: str
+    instance_id: str | None = None
+    launchindex: int | None = None
+    shellscript: str | None = None
+    snapshot: str | None = None
+    returncode: int | None = None
+    runstarttime: datetime | None = None
+    runendtime: datetime | None = None
+    savestarttime: datetime | None = None
+    saveendtime: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """Everything one refresh learned about a session."""
+
+    session_id: str
+    cloud: str
+    taken_at: datetime
+    jobs: tuple[JobView, ...] = ()
+    instances: tuple[InstanceView, ...] = ()
+    volumes: tuple[VolumeView, ...] = ()
+    notices: tuple[str, ...] = field(default=())  # e.g. "status store throttled; showing last good"
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
+    """The snapshot as the JSON object ``check --json`` prints: the keys of issue 5 (times ISO 8601
+    UTC, absent values None), plus ``silent`` per instance and the refresh's ``notices``, so a
+    script sees what the text output flags."""
+    return {
+        "session_id": snap.session_id,
+        "cloud": snap.cloud,
+        "jobs": [
+            {
+                "jobnr": j.jobnr,
+                "status": j.status,
+                "instance_id": j.instance_id,
+                "launchindex": j.launchindex,
+                "shellscript": j.shellscript,
+                "snapshot": j.snapshot,
+                "returncode": j.returncode,
+                "runstarttime": _iso(j.runstarttime),
+                "runendtime": _iso(j.runendtime),
+                "error": j.error,
+            }
+            for j in snap.jobs
+        ],
+        "instances": [
+            {
+                "instance_id": i.instance_id,
+                "launchindex": i.launchindex,
+                "state": i.state,
+                "instance_type": i.instance_type,
+                "zone": i.zone,
+                "public_dns": i.public_dns,
+                "silent": i.silent,
+            }
+            for i in snap.instances
+        ],
+        "volumes": [
+            {
+                "volume_id": v.volume_id,
+                "snapshot": v.snapshot,
+                "state": v.state,
+                "instance_id": v.instance_id,
+                "device": v.device,
+            }
+            for v in snap.volumes
+        ],
+        "notices": list(snap.notices),
+    }
+
+
+def snapshot_to_json(snap: SessionSnapshot) -> str:
+    """``snapshot_to_dict`` as one line of JSON."""
+    return json.dumps(snapshot_to_dict(snap))
+
+
+def all_terminal(snap: SessionSnapshot) -> bool:
+    """Whether every job of the snapshot has a terminal status."""
+    return bool(snap.jobs) and all(j.status in TERMINAL for j in snap.jobs)
