@@ -77,3 +77,29 @@ def test_no_jobs() -> None:
 def test_bad_arguments(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_static_rule_over_a_retry_list() -> None:
+    from awsac_agent.assignment import jobs_from_list
+
+    retry = [3, 8, 9, 14, 15]
+    assert [jobs_from_list(li, 2, retry) for li in range(3)] == [[3, 8], [9, 14], [15]]
+    assert jobs_from_list(3, 2, retry) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, 100),  # no cap: what the jobs need
+        ({"max_instances": 4}, 4),
+        ({"max_vcpus": 9}, 4),
+        ({"max_vcpus": 16, "vcpus_per_instance": 4}, 4),
+        ({"max_instances": 3, "max_vcpus": 16}, 3),
+        ({"max_instances": 500}, 100),
+        ({"max_vcpus": 1}, 0),
+    ],
+)
+def test_queue_instances(kwargs: dict[str, int], expected: int) -> None:
+    from awsac_agent.assignment import queue_instances
+
+    assert queue_instances(200, 2, **kwargs) == expected

@@ -37,3 +37,37 @@ def test_keys() -> None:
 )
 def test_classify(key: str, expected: tuple) -> None:
     assert s3.classify(key) == expected
+
+
+def test_attempt_heartbeat_claim_and_control_keys() -> None:
+    assert s3.attempt_results_key(SID, 3, 2) == f"{SID}/attempts/job_3/2/results_job_3.tar.bz2"
+    assert s3.attempt_stdouterr_key(SID, 3, 1) == f"{SID}/attempts/job_3/1/stdouterr_job_3.tar.bz2"
+    assert s3.attempts_prefix(SID, 3) == f"{SID}/attempts/job_3/"
+    assert s3.processjobslog_key(SID, 1, reservation=1) == f"{SID}/processjobslog_LI_1.tar.bz2"
+    assert (
+        s3.processjobslog_key(SID, 1, reservation=3)
+        == f"{SID}/reservations/3/processjobslog_LI_1.tar.bz2"
+    )
+    assert s3.heartbeat_key(SID, "i-0abc") == f"{SID}/heartbeat/i-0abc.json"
+    assert s3.claim_key(SID, 12, 2) == f"{SID}/claims/job_12_attempt_2"
+    assert s3.requeue_key(SID, 12, 3) == f"{SID}/queue/job_12_attempt_3"
+    assert s3.parse_attempt_key(s3.claim_key(SID, 12, 2)) == (12, 2)
+    assert s3.parse_attempt_key(f"{SID}/claims/other") is None
+    assert s3.watch_key(SID, 4) == f"{SID}/control/watch_job_4"
+    assert s3.parse_control_key(s3.watch_key(SID, 4)) == ("watch", 4)
+    assert s3.parse_control_key(s3.kill_key(SID, 9)) == ("kill", 9)
+    assert s3.parse_control_key(f"{SID}/control/other") is None
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (f"{SID}/attempts/job_3/2/results_job_3.tar.bz2", ("attempt", 3)),
+        (f"{SID}/heartbeat/i-1.json", ("heartbeat", None)),
+        (f"{SID}/claims/job_5_attempt_1", ("claim", 5)),
+        (f"{SID}/queue/job_5_attempt_2", ("queue", 5)),
+        (f"{SID}/reservations/2/processjobslog_LI_0.tar.bz2", ("processjobslog", 0)),
+    ],
+)
+def test_classify_our_folders(key: str, expected: tuple) -> None:
+    assert s3.classify(key) == expected

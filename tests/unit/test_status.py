@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 from awsac_agent import status as st
@@ -31,7 +32,8 @@ def test_failed_killed_lost_from_any_live_state(live: str) -> None:
         (st.RUNNING, st.SAVING),
         (st.RUNNING, st.PENDING),  # no going back
         (st.FINISHED, st.RUNNING),
-        (st.FAILED, st.PENDING),
+        (st.FINISHED, st.PENDING),  # only lost (and failed) jobs are retried
+        (st.KILLED, st.PENDING),
         (st.KILLED, st.FINISHED),
         (st.LOST, st.RUNNING),
         (st.RUNNING, "done"),  # not in the vocabulary
@@ -136,3 +138,122 @@ def test_select_kill_requests() -> None:
         st.select_kill_requests(SID, [])
     with pytest.raises(ValueError, match="got 21"):
         st.select_kill_requests(SID, list(range(1, 22)))
+
+
+def test_retry_transitions() -> None:
+    assert st.can_transition(st.LOST, st.PENDING) and st.can_transition(st.FAILED, st.PENDING)
+    assert st.RETRYABLE == {st.LOST, st.FAILED}
+
+
+def test_attempt_and_updated_round_trip() -> None:
+    rec = FULL.with_(attempt=3, updated="2008-10-13T14:25:09.120Z")
+    attrs = rec.to_attributes()
+    assert attrs["attempt"] == "3" and attrs["updated"] == "2008-10-13T14:25:09.120Z"
+    assert JobRecord.from_attributes(attrs) == rec
+    assert JobRecord.from_json(rec.to_json()) == rec
+    # records of the paper (no attempt) are attempt 1; nonsense reads as 1 too
+    assert JobRecord.from_attributes({"jobnr": "1"}).attempt == 1
+    assert JobRecord.from_attributes({"jobnr": "1", "attempt": "x"}).attempt == 1
+    assert JobRecord.from_json('{"jobnr": 1, "attempt": 0}').attempt == 1
+
+
+def test_updated_stamps_sort_as_strings_by_time() -> None:
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2026, 5, 9, 12, 0, 0, tzinfo=UTC)
+    stamps = [st.updated_iso(t0 + timedelta(milliseconds=ms)) for ms in (0, 5, 500, 1000, 61000)]
+    assert stamps[0] == "2026-05-09T12:00:00.000Z"
+    assert len({len(s) for s in stamps}) == 1
+    assert stamps == sorted(stamps)
+    assert st.parse_iso(stamps[2]) == t0 + timedelta(milliseconds=500)
+    assert st.hhmmss("2026-05-09T12:04:31Z") == "12:04:31Z"
+
+
+def test_requeued_keeps_identity_and_history() -> None:
+    lost = JobRecord(
+        7,
+        st.LOST,
+        instance_id="i-1",
+        launchindex=0,
+        shellscript="a.sh",
+        snapshot="snap-1",
+        runstarttime="2026-05-09T12:00:00Z",
+        runendtime="2026-05-09T12:01:00Z",
+        error=st.cause_spot_notice("2026-05-09T12:01:00Z", "i-1"),
+        kill="requested",
+        attempt=1,
+    )
+    again = st.requeued(lost)
+    assert (again.jobnr, again.status, again.attempt) == (7, st.PENDING, 2)
+    assert (again.shellscript, again.snapshot) == ("a.sh", "snap-1")
+    assert again.instance_id is None and again.error is None and again.kill is None
+    assert again.updated is not None
+    assert st.history_of(again) == [
+        {
+            "attempt": 1,
+            "status": "lost",
+            "instance_id": "i-1",
+            "runstarttime": "2026-05-09T12:00:00Z",
+            "runendtime": "2026-05-09T12:01:00Z",
+            "error": "spot interruption notice at 12:01:00Z for instance i-1",
+        }
+    ]
+    third = st.requeued(again.with_(status=st.LOST, instance_id="i-2", error="second cause"))
+    assert [h["error"] for h in st.history_of(third)] == [lost.error, "second cause"]
+    assert third.attempt == 3
+    stale = st.stale_attributes(lost, again)
+    assert {"instance_id", "error", "kill", "runstarttime", "launchindex"} <= set(stale)
+    assert "shellscript" not in stale and "attempt" not in stale
+
+
+def test_history_fits_a_simpledb_value() -> None:
+    rec = JobRecord(1, st.LOST, error="x" * 900)
+    for _ in range(12):
+        rec = st.requeued(rec).with_(status=st.LOST, error="y" * 900)
+    assert len(rec.history.encode()) <= st.MAX_HISTORY_BYTES
+    hist = st.history_of(rec)
+    assert hist[-1]["attempt"] == 12 and hist[-1]["error"].endswith("...")
+
+
+def test_may_retry() -> None:
+    assert st.may_retry(JobRecord(1, st.LOST, attempt=1), 2)
+    assert not st.may_retry(JobRecord(1, st.LOST, attempt=2), 2)
+    assert not st.may_retry(JobRecord(1, st.FAILED, attempt=1), 3)
+    assert st.may_retry(JobRecord(1, st.FAILED, attempt=1), 3, retry_failed=True)
+    assert not st.may_retry(JobRecord(1, st.FINISHED), 3, retry_failed=True)
+
+
+def test_causes_in_user_words() -> None:
+    assert st.cause_terminated("i-9") == "instance i-9 terminated from outside while the job ran"
+    assert st.cause_terminated("i-9", "Client.UserInitiatedShutdown").endswith(
+        "(state reason: Client.UserInitiatedShutdown)"
+    )
+    assert st.cause_spot_notice("2026-05-09T12:04:31Z") == "spot interruption notice at 12:04:31Z"
+    assert st.cause_silent(120, "i-9") == "agent silent for 120 s on a running instance (i-9)"
+
+
+def test_heartbeat_round_trip_and_silence() -> None:
+    hb = st.Heartbeat("i-1", 0, "2026-05-09T12:00:00.000Z", 30.0, st.HB_RUNNING, (3, 4), 7)
+    back = st.Heartbeat.from_json(hb.to_json())
+    assert back == hb
+    assert json.loads(hb.to_json())["jobs"] == [3, 4]
+    assert hb.silent_after() == 120.0 == st.silent_after()
+
+
+def test_control_poll_grows_with_the_session() -> None:
+    assert st.control_poll_seconds(1) == st.CONTROL_BASE_SECONDS
+    assert st.control_poll_seconds(100) == 5.0
+    assert st.control_poll_seconds(1000) == 50.0
+    assert st.control_poll_seconds(1000, base=0.5) == 50.0
+    assert st.control_poll_seconds(4, base=0.5) == 0.5
+
+
+def test_claim_and_queue_selects() -> None:
+    assert st.claim_expected() == {"Name": "status", "Value": "pending", "Exists": "true"}
+    assert st.select_pending(SID, 50) == (
+        f"select `attempt` from `{SID}` where `status` = 'pending' limit 50"
+    )
+    assert st.select_updated_since(SID, "2026-05-09T12:00:00.000Z") == (
+        f"select * from `{SID}` where `updated` >= '2026-05-09T12:00:00.000Z' limit 2500"
+    )
+    assert st.watch_body().endswith("Z\n")

@@ -114,3 +114,73 @@ def test_size_limit() -> None:
 
 def test_non_ascii_digits_are_not_a_core_count() -> None:
     assert parse_userdata(f"{SID};bucket;archive.tar.bz2;\u00b2") is None
+
+
+def test_queue_and_retry_fields() -> None:
+    from awsac_agent.userdata import extras
+
+    extra = extras(
+        store="s3",
+        max_job_min=30,
+        assignment="queue",
+        max_attempts=3,
+        spot=True,
+        reservation=2,
+        instances=4,
+    )
+    text = build_userdata(UserData(SID, "b-1", "a.tar.bz2", 2, extra))
+    assert text == (
+        f"{SID};b-1;a.tar.bz2;2;assignment=queue;instances=4;max_attempts=3;max_job_min=30;"
+        "reservation=2;spot=1;store=s3"
+    )
+    ud = parse_userdata(text)
+    assert ud is not None
+    assert (ud.assignment, ud.jobs, ud.max_attempts, ud.spot, ud.reservation, ud.instances) == (
+        "queue",
+        None,
+        3,
+        True,
+        2,
+        4,
+    )
+
+
+def test_paper_string_means_the_static_rule() -> None:
+    ud = parse_userdata(f"{SID};atlassessions;sessionarchive.tar.bz2;2")
+    assert ud is not None
+    assert (ud.assignment, ud.jobs, ud.max_attempts, ud.spot, ud.reservation) == (
+        "static",
+        None,
+        None,
+        False,
+        1,
+    )
+
+
+def test_retry_reservation_job_list() -> None:
+    from awsac_agent.userdata import extras, format_job_list, parse_job_list
+
+    assert format_job_list([13, 3, 4, 5, 7, 12, 4]) == "3-5,7,12-13"
+    assert format_job_list([1]) == "1"
+    assert parse_job_list("3-5,7,12-13") == [3, 4, 5, 7, 12, 13]
+    text = build_userdata(UserData(SID, "b-1", "a.tar.bz2", 2, extras(jobs=[2, 9, 10])))
+    assert text.endswith(";jobs=2,9-10")
+    ud = parse_userdata(text)
+    assert ud is not None and ud.jobs == [2, 9, 10] and ud.assignment == "static"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"assignment": "random"}, "assignment='random' is not a job assignment"),
+        ({"jobs": "3-x"}, "'3-x' is not a job number or range"),
+        ({"jobs": "7-3"}, "range '7-3' runs backwards"),
+        ({"jobs": "0"}, "'0' is not a job number"),
+        ({"max_attempts": "0"}, "max_attempts='0' must be a whole number of at least 1"),
+        ({"reservation": "two"}, "reservation='two' must be a whole number"),
+    ],
+)
+def test_bad_queue_fields_are_refused(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(FormatError) as exc:
+        build_userdata(UserData(SID, "bucket", "a.tar.bz2", 2, extra))
+    assert message in str(exc.value)
