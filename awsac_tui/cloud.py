@@ -234,3 +234,15 @@ async def check_reachable(endpoint_url: str, timeout: float = 5.0) -> None:
 def env_has_credentials() -> bool:
     """Whether AWS credentials are visible in the environment (a cheap hint, not a check)."""
     return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+
+
+def default_profile() -> CloudProfile:
+    """The local cloud when it is running, else the default AWS profile."""
+    try:
+        from .local import service  # the local cloud's Python API
+
+        if service.running_info() is not None:
+            return CloudProfile(local=True)
+    except (ImportError, OSError):
+        pass
+    return CloudProfile()

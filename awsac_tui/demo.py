@@ -172,7 +172,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
 
 async def _wait_nothing_left(cloud: Cloud, sid: str, timeout: float = 120.0) -> str:
     """Wait until the agent has terminated its instances and deleted its volumes; say what is left."""
-    from .session import describe_instances, describe_volumes
+    from .resources import describe_instances, describe_volumes
 
     deadline = time.monotonic() + timeout
     while True:

@@ -19,8 +19,8 @@ from typing import Any
 import common  # noqa: F401 - puts the repository on sys.path
 from textual._compositor import CompositorUpdate
 
+from awsac_tui.testing.fixed_backend import FixedBackend, SessionSummaryMeta, _t, big_snapshot
 from awsac_tui.ui.app import AwsacApp
-from awsac_tui.ui.backend import FixedBackend, SessionSummaryMeta, _t, big_snapshot
 from awsac_tui.ui.screens.session import SessionScreen
 
 SIZE = (120, 40)

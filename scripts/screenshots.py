@@ -20,8 +20,9 @@ for p in (ROOT, ROOT / "agent"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from awsac_tui.testing.fixed_backend import FixedBackend  # noqa: E402
 from awsac_tui.ui.app import AwsacApp  # noqa: E402
-from awsac_tui.ui.backend import Backend, FixedBackend  # noqa: E402
+from awsac_tui.ui.backend import Backend  # noqa: E402
 from awsac_tui.ui.screens.compose import ComposeScreen  # noqa: E402
 from awsac_tui.ui.screens.log import LogScreen  # noqa: E402
 from awsac_tui.ui.screens.session import SessionScreen  # noqa: E402

@@ -1,4 +1,4 @@
-"""LiveBackend: the Backend on the real client verbs (session.py, monitor.py, records.py).
+"""LiveBackend: the Backend on the real client verbs (session/, monitor.py, records.py).
 
 One Cloud per cloud profile, opened on first use on the app's event loop and closed with the app.
 No AWS client is touched here: every cloud call goes through a session verb or the Monitor.
@@ -21,42 +21,10 @@ from awsac_agent.status import parse_iso
 
 from awsac_tui import records, session
 from awsac_tui.monitor import Monitor
+from awsac_tui.session import ComposeChoices
 from awsac_tui.spec import CloudProfile, SessionSpec
-from awsac_tui.ui.backend import (
-    ComposeChoices,
-    ConfirmCallback,
-    ImageInfo,
-    InstanceTypeInfo,
-    ProgressCallback,
-    SessionSummary,
-    SnapshotInfo,
-    StartPlan,
-    summarize,
-)
+from awsac_tui.ui.backend import ConfirmCallback, ProgressCallback, SessionSummary, summarize
 from awsac_tui.views import SessionSnapshot
-
-PRICES = Path(session.__file__).parent / "data" / "prices.toml"
-
-
-def _price_table(region: str | None) -> dict[str, float]:
-    try:
-        table = tomllib.loads(PRICES.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    regions = table.get("regions", {})
-    return dict(regions.get(region or "us-east-1") or regions.get("us-east-1") or {})
-
-
-def default_profile() -> CloudProfile:
-    """The local cloud when it is running, else the default AWS profile."""
-    try:
-        from awsac_tui.local import service
-
-        if service.running_info() is not None:
-            return CloudProfile(local=True)
-    except (ImportError, OSError):
-        pass
-    return CloudProfile()
 
 
 class LiveBackend:
@@ -77,7 +45,7 @@ class LiveBackend:
         return datetime.now(UTC)
 
     def cloud_description(self) -> str:
-        prof = self.compose_profile or default_profile()
+        prof = self.compose_profile or session.default_profile()
         return prof.describe()
 
     async def _cloud(self, profile: CloudProfile) -> session.Cloud:
@@ -124,7 +92,10 @@ class LiveBackend:
         snap = self._last.get(rec.session_id) or SessionSnapshot(
             rec.session_id, rec.cloud.describe(), self.now()
         )
-        price = _price_table(rec.cloud.region).get(rec.instance_type)
+        try:
+            price = session.price_table(rec.cloud.region).get(rec.instance_type)
+        except (OSError, tomllib.TOMLDecodeError):
+            price = None
         created = parse_iso(rec.created_at) or self.now()
         summary = summarize(
             snap,
@@ -152,17 +123,9 @@ class LiveBackend:
     # ---- compose and start --------------------------------------------------------------
 
     async def compose_choices(self) -> ComposeChoices:
-        profile = self.compose_profile or default_profile()
+        profile = self.compose_profile or session.default_profile()
         cloud = await self._cloud(profile)
-        got = await session.compose_choices(cloud)
-        return ComposeChoices(
-            snapshots=tuple(SnapshotInfo(*s) for s in got.snapshots),
-            images=tuple(ImageInfo(*i) for i in got.images),
-            instance_types=tuple(InstanceTypeInfo(*t) for t in got.instance_types),
-            key_pairs=got.key_pairs,
-            buckets=got.buckets,
-            notes=got.notes,
-        )
+        return await session.compose_choices(cloud)
 
     async def start(
         self,
@@ -175,7 +138,7 @@ class LiveBackend:
         if self.compose_profile is not None and spec.cloud == CloudProfile():
             spec = replace(spec, cloud=self.compose_profile)
         elif spec.cloud == CloudProfile():
-            spec = replace(spec, cloud=default_profile())
+            spec = replace(spec, cloud=session.default_profile())
         cloud = await self._cloud(spec.cloud)
 
         def say(text: str) -> None:
@@ -185,20 +148,11 @@ class LiveBackend:
         plan = await session.plan_start(
             spec_dir / "session.toml", cloud=cloud, say=say, spec=spec, jobs=list(jobs)
         )
-        ui_plan = StartPlan(
-            session_id=plan.session_id,
-            n_instances=plan.n_instances,
-            instance_type=plan.spec.instance_type,
-            image_id=plan.spec.image_id,
-            user_data=plan.userdata,
-            n_jobs=plan.n_jobs,
-            cores_per_instance=plan.cores_per_instance,
-        )
         declined = False
 
         async def ask(question: str) -> bool:
             nonlocal declined
-            ok = await confirm(ui_plan)
+            ok = await confirm(plan)
             declined = not ok
             return ok
 

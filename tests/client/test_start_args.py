@@ -10,6 +10,7 @@ from awsac_agent.jobscfg import JobLine
 from awsac_tui import session
 from awsac_tui.cli import build_parser, main
 from awsac_tui.report import format_job_blocks
+from awsac_tui.session.start import _run_args
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.views import JobView, SessionSnapshot, snapshot_to_dict
 
@@ -42,7 +43,7 @@ def plan(**spec_kw) -> session.StartPlan:
 
 
 def test_one_reservation_tagged_imdsv2_with_the_spec_network() -> None:
-    kw = session._run_args(
+    kw = _run_args(
         plan(
             key_name="mykey",
             security_groups=("sg-0123abcd", "default"),
@@ -75,7 +76,7 @@ def test_spec_tags_cannot_override_the_session_tag() -> None:
             "spec": SessionSpec(**{**p.spec.__dict__, "tags": {"awsac:session": "other"}}),
         }
     )
-    tags = {t["Key"]: t["Value"] for t in session._run_args(p)["TagSpecifications"][0]["Tags"]}
+    tags = {t["Key"]: t["Value"] for t in _run_args(p)["TagSpecifications"][0]["Tags"]}
     assert tags["awsac:session"] == "081215_1646--eventgen--1816"
 
 

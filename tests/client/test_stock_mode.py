@@ -9,6 +9,7 @@ from awsac_agent.userdata import MAX_USERDATA_BYTES, parse_userdata
 
 from awsac_tui import session, sweep
 from awsac_tui.cloud import Cloud
+from awsac_tui.session.start import _record_for
 from awsac_tui.spec import CloudProfile
 
 
@@ -53,7 +54,7 @@ async def test_stock_image_record_keeps_the_legacy_string_and_its_lease(
     toml.write_text(text)
     async with Cloud(CloudProfile(local=True)) as cloud:
         plan = await session.plan_start(toml, cloud=cloud)
-    record = session._record_for(plan)
+    record = _record_for(plan)
     assert record.runuserdata.split(";")[:4] == [
         plan.session_id,
         "atlassessions",

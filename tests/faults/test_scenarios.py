@@ -261,6 +261,7 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
 
     from awsac_tui import records, session
     from awsac_tui.cloud import Cloud
+    from awsac_tui.session.start import _ensure_bucket, _record_for, _run_args
     from awsac_tui.spec import load_spec
 
     d = session_dir(jobs="@SNAP@;a.sh;2\n")
@@ -269,11 +270,11 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
     async def interrupted_start() -> tuple[str, dict[str, Any]]:
         async with Cloud(spec.cloud) as cloud:
             plan = await session.plan_start(d / "session.toml", cloud=cloud)
-            records.save_record(session._record_for(plan))  # written, then "killed" mid-call
-            await session._ensure_bucket(cloud, spec.bucket)
+            records.save_record(_record_for(plan))  # written, then "killed" mid-call
+            await _ensure_bucket(cloud, spec.bucket)
             key = s3layout.archive_key(plan.session_id, plan.archive_name)
             await session.upload_file(cloud, plan.archive_path, spec.bucket, key)
-            return plan.session_id, session._run_args(plan)
+            return plan.session_id, _run_args(plan)
 
     sid, args = asyncio.run(interrupted_start())
     ec2 = boto3_client("ec2")

@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from awsac_tui.testing.fixed_backend import FixedBackend  # noqa: E402
 from awsac_tui.ui.app import AwsacApp  # noqa: E402
-from awsac_tui.ui.backend import FixedBackend  # noqa: E402
 
 
 @pytest.fixture

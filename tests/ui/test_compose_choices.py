@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +15,12 @@ from awsac_agent import faults
 from ui_helpers import EVENTGEN
 
 from awsac_tui import session
+from awsac_tui.session import SnapshotInfo
+from awsac_tui.session.pricing import PRICES_TOML
 from awsac_tui.spec import CloudProfile
-from awsac_tui.ui.backend import SnapshotInfo
 from awsac_tui.ui.live import LiveBackend
 
-PRICES = tomllib.loads(
-    (Path(session.__file__).parent / "data" / "prices.toml").read_text(encoding="utf-8")
-)["regions"]["us-east-1"]
+PRICES = tomllib.loads(PRICES_TOML.read_text(encoding="utf-8"))["regions"]["us-east-1"]
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +71,25 @@ async def test_every_list_from_the_account(local_cloud: Any, account: dict[str, 
     got = await _choices(calls)
     assert got.notes == ()
 
-    by_id = {s[0]: s for s in got.snapshots}
-    snap_id, descr, size, started = by_id[account["snapshot"]]
-    assert descr == "ATLAS 14.2.10 (choices test)" and size >= 1
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", started)
+    by_id = {s.snapshot_id: s for s in got.snapshots}
+    snap = by_id[account["snapshot"]]
+    assert snap.description == "ATLAS 14.2.10 (choices test)" and (snap.size_gib or 0) >= 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", snap.start_time)
     # the emulator's hundreds of AMI root-disk snapshots are not job data: left out
-    assert not [s for s in got.snapshots if s[1].startswith("Auto-created snapshot for AMI")]
-    starts = [s[3] for s in got.snapshots]
+    assert not [
+        s for s in got.snapshots if s.description.startswith("Auto-created snapshot for AMI")
+    ]
+    starts = [s.start_time for s in got.snapshots]
     assert starts == sorted(starts, reverse=True)
 
-    assert (local_cloud.image_id, "awsac-local") in got.images
+    assert (local_cloud.image_id, "awsac-local") in [(i.image_id, i.name) for i in got.images]
 
-    types = {name: (vcpus, price) for name, vcpus, price in got.instance_types}
+    types = {t.name: (t.vcpus, t.hourly_price) for t in got.instance_types}
     assert types["c5.large"] == (2, PRICES["c5.large"])
     assert types["c5.2xlarge"] == (8, PRICES["c5.2xlarge"])
     assert set(types) <= set(PRICES) and len(types) >= len(PRICES) - 2
-    assert [p for _, _, p in got.instance_types] == sorted(p for _, _, p in got.instance_types)
+    prices = [t.hourly_price for t in got.instance_types]
+    assert prices == sorted(prices)
     assert calls["DescribeInstanceTypes"] == 1  # one filtered call, not one per type
 
     assert account["key"] in got.key_pairs
@@ -110,7 +111,7 @@ async def test_a_refused_list_is_empty_with_a_note_and_the_rest_still_load(
         "instance types: DescribeInstanceTypes failed (InvalidParameterValue)",
         "key pairs: this account may not call DescribeKeyPairs (AccessDenied)",
     )
-    assert account["snapshot"] in {s[0] for s in got.snapshots}
+    assert account["snapshot"] in {s.snapshot_id for s in got.snapshots}
     assert account["bucket"] in got.buckets
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from ui_helpers import screen_text, wait_for, wait_for_verbs
 
-from awsac_tui.ui.backend import big_snapshot
+from awsac_tui.testing.fixed_backend import big_snapshot
 from awsac_tui.ui.screens.log import LogScreen
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal
 from awsac_tui.ui.screens.session import SessionScreen
@@ -225,7 +225,7 @@ async def test_c_opens_console_of_the_jobs_instance(make_app, backend) -> None:
 
 async def test_perf_probe_measures_refresh_and_key_latency() -> None:
     """The probe the benchmark in bench/ calls (small here; bench runs 1,000 jobs)."""
-    from awsac_tui.ui.perf import measure
+    from awsac_tui.testing.perf import measure
 
     result = await measure(n_jobs=40, ticks=2, keys=3, size=(100, 30))
     assert len(result.refresh_ms) == 2 and len(result.key_ms) == 3

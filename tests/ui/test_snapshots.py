@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from ui_helpers import wait_for
 
+from awsac_tui.testing.fixed_backend import FixedBackend
 from awsac_tui.ui.app import AwsacApp
-from awsac_tui.ui.backend import FixedBackend
 from awsac_tui.ui.screens.compose import ComposeScreen
 from awsac_tui.ui.screens.log import LogScreen
 from awsac_tui.ui.screens.session import SessionScreen

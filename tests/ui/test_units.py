@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from awsac_tui.ui.backend import FixedBackend, big_snapshot
+from awsac_tui.testing.fixed_backend import FixedBackend, big_snapshot
 from awsac_tui.ui.screens.compose import describe_plan, list_scripts
 from awsac_tui.ui.screens.log import new_lines
 from awsac_tui.ui.screens.sessions import format_age

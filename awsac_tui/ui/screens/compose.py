@@ -30,8 +30,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from awsac_tui import spec as specmod
+from awsac_tui.session import ComposeChoices, StartPlan
 from awsac_tui.spec import SessionSpec
-from awsac_tui.ui.backend import ComposeChoices, StartPlan
 from awsac_tui.ui.host import AwsacHost
 from awsac_tui.ui.screens.base import TitleBar
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
@@ -563,8 +563,8 @@ class ComposeScreen(Screen):
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         question = (
             f"Run exactly {plan.n_instances} instance{'s' if plan.n_instances != 1 else ''} "
-            f"of type {plan.instance_type} (image {plan.image_id}) with this user-data?\n\n"
-            f"  {plan.user_data}\n\n"
+            f"of type {plan.spec.instance_type} (image {plan.spec.image_id}) with this user-data?\n\n"
+            f"  {plan.userdata}\n\n"
             f"session {plan.session_id}: {plan.n_jobs} jobs, {plan.cores_per_instance} per instance"
         )
         self.app.push_screen(

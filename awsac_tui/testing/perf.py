@@ -10,8 +10,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from awsac_tui.testing.fixed_backend import FixedBackend, big_snapshot
 from awsac_tui.ui.app import AwsacApp
-from awsac_tui.ui.backend import FixedBackend, big_snapshot
 from awsac_tui.ui.screens.session import SessionScreen
 
 BIG_ID = "081215_1600--big--0b1d"

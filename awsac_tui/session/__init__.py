@@ -1,0 +1,63 @@
+"""The session verbs, UI-free and async: plan and start, check, results, cleanup, kill,
+terminate, console output and job logs, ssh; plus the cost estimate and the compose choices.
+
+Used by the headless ``awsac`` commands and by the TUI; every verb takes a SessionRecord. One
+module per verb; this package re-exports the public names, so ``session.start(...)`` works.
+Import a module's private helpers from the module (``from awsac_tui.session.start import
+_run_args``): the attributes ``session.start``, ``session.check``, ``session.results`` and
+``session.cleanup`` are the verbs, not their modules.
+"""
+
+from __future__ import annotations
+
+from ..cloud import Cloud, default_profile
+from ..resources import describe_instances, describe_volumes, list_objects
+from .check import check
+from .choices import ComposeChoices, ImageInfo, InstanceTypeInfo, SnapshotInfo, compose_choices
+from .cleanup import CLEANUP_KINDS, cleanup
+from .common import PART_SIZE, Confirm, Progress, Say, SessionError, cloud_for
+from .control import kill, terminate
+from .logs import console_output, job_log
+from .plan import StartPlan, plan_start
+from .pricing import CostEstimate, estimate_cost, price_table
+from .results import Download, results
+from .ssh import ssh_command
+from .start import check_image, client_token, start, upload_file
+
+__all__ = [
+    "CLEANUP_KINDS",
+    "PART_SIZE",
+    "Cloud",
+    "ComposeChoices",
+    "Confirm",
+    "CostEstimate",
+    "Download",
+    "ImageInfo",
+    "InstanceTypeInfo",
+    "Progress",
+    "Say",
+    "SessionError",
+    "SnapshotInfo",
+    "StartPlan",
+    "check",
+    "check_image",
+    "cleanup",
+    "client_token",
+    "cloud_for",
+    "compose_choices",
+    "console_output",
+    "default_profile",
+    "describe_instances",
+    "describe_volumes",
+    "estimate_cost",
+    "job_log",
+    "kill",
+    "list_objects",
+    "plan_start",
+    "price_table",
+    "results",
+    "ssh_command",
+    "start",
+    "terminate",
+    "upload_file",
+]

@@ -1,0 +1,52 @@
+"""Act on one part of a running session: kill a job, terminate an instance."""
+
+from __future__ import annotations
+
+from awsac_agent.errors import FormatError
+from awsac_agent.status import PENDING, TERMINAL
+
+from ..cloud import Cloud, cloud_errors
+from ..records import SessionRecord
+from ..resources import describe_instances
+from .common import cloud_for, store_for, wait_until
+
+
+async def kill(
+    record: SessionRecord,
+    jobnr: int,
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+    cloud: Cloud | None = None,
+) -> str:
+    """Request that job ``jobnr`` be killed; with ``wait``, until it is terminal. Returns its status."""
+    if not 1 <= jobnr <= max(record.n_jobs, 1):
+        raise FormatError(
+            f"job {jobnr} does not exist in {record.session_id} (jobs 1..{record.n_jobs})"
+        )
+    async with cloud_for(record, cloud) as c:
+        store = store_for(record, c)
+        await store.request_kill(jobnr)
+        status = "kill requested"
+        if wait:
+
+            async def terminal() -> bool:
+                nonlocal status
+                rec = {r.jobnr: r for r in await store.read_all()}.get(jobnr)
+                status = rec.status if rec else PENDING
+                return status in TERMINAL
+
+            await wait_until(terminal, timeout, f"job {jobnr} to be killed")
+        return status
+
+
+async def terminate(record: SessionRecord, instance_id: str, *, cloud: Cloud | None = None) -> str:
+    """Terminate one instance of the session; returns its new state."""
+    async with cloud_for(record, cloud) as c:
+        ids = {i["InstanceId"] for i in await describe_instances(c, record.session_id)}
+        if instance_id not in ids:
+            raise FormatError(f"instance {instance_id} is not part of session {record.session_id}")
+        ec2 = await c.client("ec2")
+        async with cloud_errors(f"TerminateInstances {instance_id}"):
+            resp = await ec2.terminate_instances(InstanceIds=[instance_id])
+        return resp["TerminatingInstances"][0]["CurrentState"]["Name"]

@@ -1,0 +1,192 @@
+"""Plan a start: validate the spec and jobs (all problems at once), size the session from the
+instance type, build the session archive and the user-data. Nothing is created in the cloud."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from awsac_agent import archive as archmod
+from awsac_agent import assignment, jobscfg, s3layout
+from awsac_agent.bootstrap import stock_userdata
+from awsac_agent.errors import FormatError, join_problems
+from awsac_agent.sessionid import new_session_id
+from awsac_agent.userdata import UserData, build_userdata
+
+from .. import spec as specmod
+from ..cloud import Cloud, cloud_errors, error_code
+from ..spec import CloudProfile, SessionSpec
+from .common import Say, quiet
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """A validated start, before anything is created."""
+
+    spec: SessionSpec
+    spec_path: Path
+    job_lines: tuple[jobscfg.JobLine, ...]
+    archive_path: Path
+    archive_name: str
+    archive_note: str | None
+    vcpus: int
+    cores_per_instance: int
+    n_jobs: int
+    n_instances: int
+    unused_cores: int
+    session_id: str
+    userdata: str
+    cloud: CloudProfile
+    tmpdir: Path | None = None
+
+    def summary(self) -> str:
+        return (
+            f"instance type {self.spec.instance_type!r} with {self.cores_per_instance} core(s) per "
+            f"instance. With {self.n_jobs} job(s) this makes {self.n_instances} instance(s). "
+            f"Unused cores: {self.unused_cores}."
+        )
+
+
+def _archive_members(archive: Path) -> list[str]:
+    with tarfile.open(archive, "r:*") as tar:
+        return [m.name.lstrip("./") for m in tar.getmembers() if m.isfile()]
+
+
+def _load_spec(spec_path: Path, archive: Path | None) -> tuple[SessionSpec, list[jobscfg.JobLine]]:
+    """The validated spec and its jobs (from jobs.cfg, or from inside the given archive)."""
+    if archive is None:
+        return specmod.load_session(spec_path)
+    spec = dataclasses.replace(specmod.load_spec(spec_path), archive=str(archive.resolve()))
+    jobs, problems = specmod.jobs_from_archive(archive.resolve(), str(spec_path), {})
+    # The archive given with -a was just checked (readable .tar.bz2, jobs.cfg inside); validate
+    # the rest of the spec without it so a bad archive is reported once.
+    problems += specmod.validate_spec(dataclasses.replace(spec, archive=None), jobs, str(spec_path))
+    if problems:
+        raise FormatError(join_problems(problems), problems)
+    assert jobs is not None
+    return spec, jobs
+
+
+async def _vcpus(cloud: Cloud, instance_type: str, source: str) -> int:
+    ec2 = await cloud.client("ec2")
+    try:
+        resp = await ec2.describe_instance_types(InstanceTypes=[instance_type])
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc).startswith("InvalidInstanceType"):
+            raise FormatError(
+                f"{source}: instance type {instance_type!r} is not offered by this cloud "
+                "(pick one listed by `aws ec2 describe-instance-types`, e.g. c5.large)"
+            ) from None
+        async with cloud_errors("DescribeInstanceTypes"):
+            raise
+    types = resp.get("InstanceTypes") or []
+    if not types:
+        raise FormatError(f"{source}: instance type {instance_type!r} is unknown to this cloud")
+    return int(types[0]["VCpuInfo"]["DefaultVCpus"])
+
+
+async def plan_start(
+    spec_path: str | Path,
+    *,
+    archive: str | Path | None = None,
+    cloud: Cloud,
+    say: Say = quiet,
+    spec: SessionSpec | None = None,
+    jobs: Sequence[jobscfg.JobLine] | None = None,
+    keep_instance_on_failure: float | None = None,
+) -> StartPlan:
+    """Validate everything up front (all problems at once) and prepare the session archive.
+
+    ``spec`` and ``jobs`` (from the TUI's compose screen) replace reading ``spec_path``; the job
+    directory is then ``spec_path``'s directory (or the spec's job_dir relative to it).
+    """
+    spec_path = Path(spec_path)
+    if archive is not None:
+        archive = Path(archive)
+        if not archive.is_file():
+            raise FormatError(
+                f"{archive}: session archive not found (give an existing .tar.bz2 with -a)"
+            )
+    if spec is not None:  # composed in the TUI: validate what we were given
+        problems = specmod.validate_spec(spec, jobs, str(spec_path))
+        if jobs is None:
+            problems.append(f"{spec_path}: no jobs given (compose at least one job line)")
+        if problems:
+            raise FormatError(join_problems(problems), problems)
+        lines = list(jobs or [])
+    else:
+        spec, lines = await asyncio.to_thread(_load_spec, spec_path, archive)
+    tmpdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="awsac-start-"))
+    note = None
+    try:
+        if spec.archive:
+            src = spec_path.parent / spec.archive
+            archive_name = src.name
+            out = tmpdir / archive_name
+            added = await asyncio.to_thread(archmod.add_agent_files, src, out)
+            if added:
+                note = f"the archive {src.name} lacked the agent's session files; added {', '.join(added)}"
+        else:
+            archive_name = s3layout.DEFAULT_ARCHIVE_NAME
+            out = tmpdir / archive_name
+            await asyncio.to_thread(
+                archmod.build_archive, specmod.job_dir_path(spec_path, spec), out
+            )
+        members = await asyncio.to_thread(_archive_members, out)
+        problems = jobscfg.check_scripts_exist(lines, members, "jobs.cfg")
+        n_jobs = jobscfg.n_jobs(lines)
+        if spec.n_jobs is not None and spec.n_jobs != n_jobs:
+            problems.append(
+                f"{spec_path}: n_jobs = {spec.n_jobs} but jobs.cfg defines {n_jobs} jobs "
+                "(fix n_jobs or jobs.cfg)"
+            )
+        if problems:
+            raise FormatError(join_problems(problems), problems)
+        vcpus = await _vcpus(cloud, spec.instance_type, str(spec_path))
+        cpi = min(vcpus, spec.jobs_per_instance) if spec.jobs_per_instance else vcpus
+        session_id = new_session_id(spec.shortdescr)
+        extra = {"store": spec.status_store}
+        if spec.max_job_minutes:
+            extra["max_job_min"] = f"{spec.max_job_minutes:g}"
+        if spec.max_session_hours:
+            extra["lease_h"] = f"{spec.max_session_hours:g}"
+        if keep_instance_on_failure:  # minutes a failed instance stays up for debugging
+            extra["keep_fail_min"] = f"{keep_instance_on_failure:g}"
+        userdata = UserData(session_id, spec.bucket, archive_name, cpi, extra)
+        if spec.image_mode == "stock":
+            # An unmodified image: a cloud-init script installs Python 3 + boto3 and runs the
+            # boot step from the worker shipped in the session archive.
+            ud = stock_userdata(userdata)
+        else:
+            ud = build_userdata(userdata)
+        return StartPlan(
+            spec=spec,
+            spec_path=spec_path,
+            job_lines=tuple(lines),
+            archive_path=out,
+            archive_name=archive_name,
+            archive_note=note,
+            vcpus=vcpus,
+            cores_per_instance=cpi,
+            n_jobs=n_jobs,
+            n_instances=assignment.n_instances(n_jobs, cpi),
+            unused_cores=assignment.unused_cores(n_jobs, cpi),
+            session_id=session_id,
+            userdata=ud,
+            cloud=cloud.profile,
+            tmpdir=tmpdir,
+        )
+    except BaseException:
+        await remove_tree(tmpdir)
+        raise
+
+
+async def remove_tree(path: Path) -> None:
+    """Remove a temporary directory (and the archive in it) off the event loop."""
+    await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)

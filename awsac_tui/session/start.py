@@ -1,0 +1,300 @@
+"""Start a planned session: upload the archive, check the image, reset the status store, write
+the record, RunInstances; a failed start removes what it created."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from awsac_agent import s3layout
+from awsac_agent.errors import AwsacError, CloudError, FormatError
+from awsac_agent.sessionid import SESSION_TAG
+from awsac_agent.userdata import build_userdata, parse_userdata
+
+from .. import records
+from ..cloud import Cloud, cloud_errors, error_code
+from ..records import SessionRecord
+from ..spec import SessionSpec
+from .cleanup import cleanup, delete_objects
+from .common import PART_SIZE, Confirm, Progress, Say, SessionError, ask, quiet, store_for
+from .plan import StartPlan, remove_tree
+
+
+async def upload_file(
+    cloud: Cloud, path: Path, bucket: str, key: str, progress: Progress | None = None
+) -> None:
+    """Upload ``path`` to s3://bucket/key (multipart above 8 MiB), reporting progress."""
+    s3 = await cloud.client("s3")
+    total = path.stat().st_size
+    report = progress or (lambda d, t: None)
+    report(0, total)
+    if total <= PART_SIZE:
+        data = await asyncio.to_thread(path.read_bytes)
+        await s3.put_object(Bucket=bucket, Key=key, Body=data)
+        report(total, total)
+        return
+    up = await s3.create_multipart_upload(Bucket=bucket, Key=key)
+    parts = []
+    done = 0
+    try:
+        with path.open("rb") as fh:
+            n = 1
+            while True:
+                chunk = await asyncio.to_thread(fh.read, PART_SIZE)
+                if not chunk:
+                    break
+                resp = await s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=chunk
+                )
+                parts.append({"ETag": resp["ETag"], "PartNumber": n})
+                done += len(chunk)
+                report(done, total)
+                n += 1
+        await s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
+        )
+    except BaseException as exc:
+        try:
+            await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"])
+        except Exception as abort_exc:  # noqa: BLE001 - reported with the upload's own error
+            if isinstance(exc, Exception):
+                raise CloudError(
+                    f"uploading {path} to s3://{bucket}/{key} failed ({exc}), and its incomplete "
+                    f"multipart upload could not be aborted ({abort_exc}); S3 keeps (and bills) "
+                    f"its parts until you run `aws s3api abort-multipart-upload --bucket {bucket} "
+                    f"--key {key} --upload-id {up['UploadId']}`"
+                ) from exc
+        raise
+
+
+async def _ensure_bucket(cloud: Cloud, bucket: str) -> None:
+    s3 = await cloud.client("s3")
+    try:
+        await s3.head_bucket(Bucket=bucket)
+        return
+    except Exception as exc:  # noqa: BLE001
+        code = error_code(exc)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise FormatError(
+                f"bucket {bucket!r} belongs to another account or this account may not use it "
+                "(bucket names are global: choose a bucket of your own in the spec's bucket)"
+            ) from None
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            async with cloud_errors(f"bucket {bucket}"):
+                raise
+    if cloud.profile.local:
+        await s3.create_bucket(Bucket=bucket)
+        return
+    raise FormatError(
+        f"bucket {bucket!r} does not exist on {cloud.describe()} "
+        f"(create it: `aws s3 mb s3://{bucket}`, or fix bucket in the spec)"
+    )
+
+
+async def check_image(cloud: Cloud, image_id: str, owner: str | None) -> dict[str, Any]:
+    """The image's description; FormatError when it does not exist or has another owner."""
+    ec2 = await cloud.client("ec2")
+    try:
+        resp = await ec2.describe_images(ImageIds=[image_id])
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc).startswith("InvalidAMIID"):
+            resp = {"Images": []}
+        else:
+            async with cloud_errors(f"DescribeImages {image_id}"):
+                raise
+    images = resp.get("Images") or []
+    if not images:
+        raise FormatError(
+            f"image {image_id!r} not found on {cloud.describe()} (fix image_id in the spec; "
+            "for the local cloud see `awsac local status`)"
+        )
+    img = images[0]
+    if owner and str(img.get("OwnerId")) != str(owner):
+        raise FormatError(
+            f"image {image_id!r} belongs to {img.get('OwnerId')}, not to the stated owner {owner} "
+            "(fix image_owner / ec2_uid in the spec)"
+        )
+    return img
+
+
+def _tags(session_id: str, spec: SessionSpec) -> list[dict[str, str]]:
+    tags = {"Name": f"awsac {session_id}", **spec.tags, SESSION_TAG: session_id}
+    return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
+
+
+def client_token(session_id: str) -> str:
+    return f"awsac-{session_id}"[:64]
+
+
+def _run_args(plan: StartPlan) -> dict[str, Any]:
+    spec = plan.spec
+    tags = _tags(plan.session_id, spec)
+    kw: dict[str, Any] = {
+        "ImageId": spec.image_id,
+        "InstanceType": spec.instance_type,
+        "MinCount": plan.n_instances,
+        "MaxCount": plan.n_instances,
+        "UserData": plan.userdata,
+        "ClientToken": client_token(plan.session_id),
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 2,
+        },
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags},
+        ],
+    }
+    if spec.key_name:
+        kw["KeyName"] = spec.key_name
+    if spec.security_groups:
+        ids = [g for g in spec.security_groups if g.startswith("sg-")]
+        names = [g for g in spec.security_groups if not g.startswith("sg-")]
+        if ids:
+            kw["SecurityGroupIds"] = ids
+        if names:
+            kw["SecurityGroups"] = names
+    if spec.subnet_id:
+        kw["SubnetId"] = spec.subnet_id
+    if spec.availability_zone:
+        kw["Placement"] = {"AvailabilityZone": spec.availability_zone}
+    if spec.instance_profile:
+        key = "Arn" if spec.instance_profile.startswith("arn:") else "Name"
+        kw["IamInstanceProfile"] = {key: spec.instance_profile}
+    if spec.spot:
+        opts: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if spec.spot_max_price:
+            opts["MaxPrice"] = str(spec.spot_max_price)
+        kw["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": opts}
+    return kw
+
+
+def _legacy_userdata(userdata: str) -> str:
+    """The paper's user-data string, also when it travels inside a stock-image bootstrap script."""
+    parsed = parse_userdata(userdata)
+    return build_userdata(parsed) if parsed else ""
+
+
+def _record_for(plan: StartPlan) -> SessionRecord:
+    spec = plan.spec
+    return SessionRecord(
+        session_id=plan.session_id,
+        state="starting",
+        shortdescr=spec.shortdescr,
+        bucket=spec.bucket,
+        archive_name=plan.archive_name,
+        instance_type=spec.instance_type,
+        image_id=spec.image_id,
+        image_owner=spec.image_owner,
+        n_jobs=plan.n_jobs,
+        n_instances=plan.n_instances,
+        cores_per_instance=plan.cores_per_instance,
+        unused_cores=plan.unused_cores,
+        runuserdata=_legacy_userdata(plan.userdata),
+        cloud=plan.cloud,
+        status_store=spec.status_store,
+        jobs=tuple(f"{jl.snapshot or '-'};{jl.script};{jl.count}" for jl in plan.job_lines),
+        key_name=spec.key_name,
+        ssh_user=spec.ssh_user,
+        spec_path=str(plan.spec_path.resolve()),
+    )
+
+
+async def start(
+    plan: StartPlan,
+    cloud: Cloud,
+    *,
+    confirm: Confirm | None = None,
+    progress: Progress | None = None,
+    say: Say = quiet,
+) -> SessionRecord:
+    """Create the session of ``plan``; any failure removes what this start created, and says so."""
+    spec = plan.spec
+    sid = plan.session_id
+    record = await asyncio.to_thread(records.save_record, _record_for(plan))
+    say(f"session id: {sid} (record {record.path})")
+    created: dict[str, Any] = {"archive": False, "store": False, "run": False}
+    try:
+        await _ensure_bucket(cloud, spec.bucket)
+        if plan.archive_note:
+            say(plan.archive_note)
+        key = s3layout.archive_key(sid, plan.archive_name)
+        say(f"uploading session archive to s3://{spec.bucket}/{key}")
+        created["archive"] = True
+        async with cloud_errors(f"uploading s3://{spec.bucket}/{key}"):
+            await upload_file(cloud, plan.archive_path, spec.bucket, key, progress)
+        img = await check_image(cloud, spec.image_id, spec.image_owner)
+        say(f"found image {spec.image_id!r} ({img.get('Name') or img.get('ImageLocation') or ''})")
+        say(f"user-data: {plan.userdata}")
+        store = store_for(record, cloud)
+        created["store"] = True
+        existed = await store.reset()
+        say(
+            f"status store ({store.kind}) "
+            + ("existed and was reset" if existed else "created")
+            + f": {sid}"
+        )
+        question = (
+            f"run exactly {plan.n_instances} instance(s) of image {spec.image_id} "
+            f"(type {spec.instance_type!r}) with the user-data above. proceed?"
+        )
+        if not await ask(confirm, question):
+            raise SessionError("start cancelled: no instances were run")
+        ec2 = await cloud.client("ec2")
+        created["run"] = True
+        async with cloud_errors("RunInstances"):
+            resp = await ec2.run_instances(**_run_args(plan))
+        rid = resp.get("ReservationId") or ""
+        say(f"Request accepted. EC2 reservation ID: {rid}")
+        record = await asyncio.to_thread(
+            records.save_record, record.with_(reservation_id=rid, state="running")
+        )
+        return record
+    except BaseException as exc:
+        removed = await asyncio.shield(_undo_start(cloud, record, created))
+        what = "; removed: " + ", ".join(removed) if removed else "; nothing had been created"
+        if isinstance(exc, AwsacError):
+            exc.args = (f"{exc.args[0] if exc.args else exc}{what}",)
+            raise
+        if isinstance(exc, Exception):
+            raise SessionError(f"start of {sid} failed: {exc}{what}") from exc
+        raise
+    finally:
+        if plan.tmpdir:
+            await remove_tree(plan.tmpdir)
+
+
+async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, Any]) -> list[str]:
+    """Remove what a failed start created; each part is tried even when an earlier one failed."""
+    removed: list[str] = []
+    problems: list[str] = []
+    steps: list[tuple[str, Callable[[], Awaitable[list[str]]]]] = [
+        ("run", lambda: cleanup(record, {"instances", "volumes"}, cloud=cloud)),
+        ("store", lambda: store_for(record, cloud).delete_all()),
+        ("archive", lambda: delete_objects(cloud, record, only_prefix=None)),
+    ]
+    for what, undo in steps:
+        if not created[what]:
+            continue
+        try:
+            removed += await undo()
+        except Exception as exc:  # noqa: BLE001 - reported below; the record is kept
+            problems.append(str(exc))
+    if problems:
+        await asyncio.to_thread(
+            records.save_record, record.with_(state="failed", error="; ".join(problems))
+        )
+        removed.append(
+            f"(could not remove everything: {'; '.join(problems)}; run `awsac cleanup {record.session_id}`)"
+        )
+    else:
+        await asyncio.to_thread(records.delete_record, record)
+        removed.append(f"session record {records.record_path(record.session_id)}")
+    return removed
