@@ -2,12 +2,14 @@
 # Provision an awsac image: Python 3 + boto3 from the distribution, the agent in /opt/awsac,
 # the boot service, the working directories, then remove everything secret or machine-specific.
 #
-# usage: provision.sh [--source DIR] [--root DIR] [--no-packages] [--no-clean]
+# usage: provision.sh [--source DIR] [--root DIR] [--no-packages] [--no-agent] [--no-clean]
 #   --source DIR   where agent/awsac_agent/ and ami/awsac-autorun.service are
 #                  (default: the repository this script lives in)
 #   --root DIR     install into DIR instead of / (also AWSAC_ROOT); package commands then run
-#                  with chroot DIR, so DIR must hold a working distribution (e.g. debootstrap)
+#                  with chroot DIR and a clean environment (PATH, HOME, LANG only), so DIR must
+#                  hold a working distribution (e.g. debootstrap)
 #   --no-packages  do not install Python 3 and boto3 (they are already there)
+#   --no-agent     no agent and no boot service: a stock image (python3, boto3, cleaned)
 #   --no-clean     keep ssh host keys, cloud-init state, history and machine-id (for tests)
 # Packer runs it as root on the build instance (ami/awsac.pkr.hcl). No credential is written:
 # instances get their rights from an instance profile.
@@ -16,6 +18,7 @@ set -eu
 SOURCE=""
 ROOT="${AWSAC_ROOT:-/}"
 PACKAGES=1
+AGENT=1
 CLEAN=1
 
 die() {
@@ -32,8 +35,9 @@ while [ $# -gt 0 ]; do
         --source) [ $# -ge 2 ] || die "--source needs a directory"; SOURCE="$2"; shift 2 ;;
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
         --no-packages) PACKAGES=0; shift ;;
+        --no-agent) AGENT=0; shift ;;
         --no-clean) CLEAN=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
@@ -52,15 +56,22 @@ while [ "${R%/}" != "$R" ]; do R="${R%/}"; done
 
 AGENT_SRC="$SOURCE/agent/awsac_agent"
 UNIT_SRC="$SOURCE/ami/awsac-autorun.service"
-[ -f "$AGENT_SRC/__init__.py" ] || die "no agent package at '$AGENT_SRC' (pass --source DIR)"
-[ -f "$UNIT_SRC" ] || die "no unit file at '$UNIT_SRC' (pass --source DIR)"
+if [ "$AGENT" = 1 ]; then
+    [ -f "$AGENT_SRC/__init__.py" ] || die "no agent package at '$AGENT_SRC' (pass --source DIR)"
+    [ -f "$UNIT_SRC" ] || die "no unit file at '$UNIT_SRC' (pass --source DIR)"
+fi
+
+# The whole environment of a command run in another root: nothing of the caller's (its TMPDIR,
+# proxies, locale or PYTHONPATH may not exist or mean anything inside the root).
+CHROOT_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb"
 
 # Run a command inside the target root (directly when the root is /).
 in_root() {
     if [ -z "$R" ]; then
         "$@"
     else
-        chroot "$R" "$@"
+        # shellcheck disable=SC2086  # CHROOT_ENV is a list of NAME=value words, split on purpose
+        chroot "$R" /usr/bin/env -i $CHROOT_ENV "$@"
     fi
 }
 
@@ -140,9 +151,15 @@ clean_image() {
 if [ "$PACKAGES" = 1 ]; then
     install_packages
 fi
-install_agent
-install_service
+if [ "$AGENT" = 1 ]; then
+    install_agent
+    install_service
+fi
 if [ "$CLEAN" = 1 ]; then
     clean_image
 fi
-say "done: $R/usr/local/bin/awsac-agent, $R/etc/systemd/system/awsac-autorun.service"
+if [ "$AGENT" = 1 ]; then
+    say "done: $R/usr/local/bin/awsac-agent, $R/etc/systemd/system/awsac-autorun.service"
+else
+    say "done: ${R:-/} without the agent (a stock image)"
+fi

@@ -18,6 +18,10 @@ AVAILABILITY_ZONE = "us-east-1a"
 ACCOUNT_ID = "123456789012"  # moto's default account
 IMAGE_NAME = "awsac-local"
 IMAGE_ID = "ami-0a75ac10ca1000000"  # fixed: the same at every up and reset
+# The stock image (cloud-init, no agent; image_mode = "stock"): under the VM runner it boots the
+# stock VM image, under the process runner it is the same as IMAGE_ID.
+STOCK_IMAGE_NAME = "awsac-local-stock"
+STOCK_IMAGE_ID = "ami-0a75ac10ca1000001"
 ROLE_NAME = "awsac-local-instance"
 # Obviously not secrets: the emulator accepts any credentials.
 DUMMY_ACCESS_KEY_ID = "AKIDAWSACLOCALDUMMY"

@@ -1,5 +1,8 @@
 """ami/provision.sh run into disposable roots: a plain directory tree (fast, host Python) and a
-Debian debootstrap chroot (slow, the root's own Python and boto3 from its packages)."""
+Debian debootstrap chroot (slow, the root's own Python and boto3 from its packages).
+
+The chroot is a copy of the VM images' cached debootstrap root (awsac_tui.local.image), so a
+machine pays debootstrap once for this test and the VM tests."""
 
 from __future__ import annotations
 
@@ -15,8 +18,6 @@ import pytest
 from .helpers import AMI, ROOT, need_tool
 
 PROVISION = AMI / "provision.sh"
-SUITE = os.environ.get("AWSAC_DEBOOTSTRAP_SUITE", "bookworm")
-MIRROR = os.environ.get("AWSAC_DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
 
 # Machine-specific state and secrets a build instance has; provision.sh must remove them.
 PLANTED = (
@@ -39,12 +40,15 @@ def _plant(root: Path) -> None:
     (root / "var/lib/cloud/instance").symlink_to("/var/lib/cloud/instances/i-0abc")
 
 
-def _provision(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _provision(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(
         ["sh", str(PROVISION), "--source", str(ROOT), "--root", str(root), *args],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -100,21 +104,30 @@ def test_provision_keeps_state_with_no_clean(tmp_path: Path) -> None:
     assert all((tmp_path / rel).exists() for rel in PLANTED)
 
 
+def test_provision_without_the_agent_makes_a_clean_stock_root(tmp_path: Path) -> None:
+    """--no-agent (the local cloud's stock VM image): cleaned, but no agent and no boot service."""
+    _plant(tmp_path)
+    r = _provision(tmp_path, "--no-packages", "--no-agent")
+    assert "without the agent" in r.stdout
+    assert not (tmp_path / "opt/awsac").exists()
+    assert not (tmp_path / "usr/local/bin/awsac-agent").exists()
+    assert not (tmp_path / "etc/systemd/system/awsac-autorun.service").exists()
+    for rel in PLANTED:
+        assert not (tmp_path / rel).exists(), f"{rel} is still in the image"
+    assert (tmp_path / "etc/machine-id").read_text() == ""
+
+
 @pytest.fixture(scope="module")
 def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A minimal Debian root made by debootstrap (needs root for chroot, and the mirror)."""
-    debootstrap = need_tool("debootstrap")
+    """A copy of the cached minimal Debian root (debootstrap once per machine; needs root for
+    chroot, and the mirror)."""
+    from awsac_tui.local import image
+
+    need_tool("debootstrap")
     need_tool("chroot")
     if os.geteuid() != 0:
         pytest.skip("debootstrap and chroot need root (CI runs as root)")
-    root = tmp_path_factory.mktemp("debian-root")
-    r = subprocess.run(
-        [debootstrap, "--variant=minbase", SUITE, str(root), MIRROR],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, f"debootstrap {SUITE} {MIRROR} failed:\n{r.stdout[-3000:]}{r.stderr}"
+    root = image.copy_rootfs(tmp_path_factory.mktemp("debian") / "root")
     try:
         yield root
     finally:
@@ -122,31 +135,48 @@ def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("vm-image")
+@pytest.mark.timeout(1200)
 def test_provision_into_a_debootstrap_chroot(debian_root: Path, tmp_path: Path) -> None:
     """The whole script, packages included (apt-get inside the chroot), then the agent runs with
-    the root's own Python: ``awsac-agent --help`` through the installed wrapper."""
+    the root's own Python: ``awsac-agent --help`` through the installed wrapper.
+
+    The caller's TMPDIR names a directory that exists only on the host: the chroot commands run
+    with a clean environment, so apt-get and ca-certificates never see it."""
     root = debian_root
     chroot = need_tool("chroot")
-    assert not (root / "usr/bin/python3").exists()  # minbase: provision.sh must install it
+    clean = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+
+    def in_root(*cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [chroot, str(root), *cmd], env=env or clean, capture_output=True, text=True, timeout=120
+        )
+
+    assert not (root / "usr/lib/python3/dist-packages/boto3").exists()  # provision.sh installs it
+    # ca-certificates' postinst makes temporary files: unpacked again (not configured), it is
+    # configured by provision.sh's apt-get below, as on a root that never had it
+    unpack = in_root("sh", "-c", "dpkg --unpack /var/cache/apt/archives/ca-certificates_*.deb")
+    assert unpack.returncode == 0, unpack.stdout + unpack.stderr
     _plant(root)
-    r = _provision(root)
+    host_tmp = tmp_path / "host-only-tmp"
+    host_tmp.mkdir()
+    assert not (root / str(host_tmp).lstrip("/")).exists()
+    r = _provision(root, env=dict(os.environ, TMPDIR=str(host_tmp)))
+    status = in_root("dpkg-query", "-W", "-f=${Status}", "ca-certificates")
+    assert status.stdout == "install ok installed", status.stdout + status.stderr
     assert "installing python3 and python3-boto3 with apt-get" in r.stdout
     _assert_installed_and_clean(root)
 
-    def in_root(*cmd: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
-        env["PYTHONPATH"] = "/opt/awsac"  # as the wrapper sets it
-        return subprocess.run(
-            [chroot, str(root), *cmd], env=env, capture_output=True, text=True, timeout=120
-        )
-
-    out = in_root("/usr/local/bin/awsac-agent", "--help")
+    agent_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    agent_env["PYTHONPATH"] = "/opt/awsac"  # as the wrapper sets it
+    out = in_root("/usr/local/bin/awsac-agent", "--help", env=agent_env)
     assert out.returncode == 0, out.stderr
     assert "autorun" in out.stdout
     probe = in_root(
         "python3",
         "-c",
         "import sys, boto3, awsac_agent; print(sys.executable, awsac_agent.__file__)",
+        env=agent_env,
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split() == ["/usr/bin/python3", "/opt/awsac/awsac_agent/__init__.py"]
