@@ -60,11 +60,25 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(_args: argparse.Namespace) -> int:
-    if service.down():
-        print("local cloud stopped; no instance process left")
-    else:
-        print("local cloud was not running")
+    report = service.down()
+    print("local cloud stopped" if report.was_running else "local cloud was not running")
+    if report.strays_ended:
+        ended = [p for p in report.strays_ended if p not in report.strays_left]
+        if ended:
+            print(f"ended {len(ended)} instance process(es) left behind: pids {_pids(ended)}")
+    if report.strays_left:
+        print(
+            f"{len(report.strays_left)} instance process(es) could not be ended: pids "
+            f"{_pids(report.strays_left)}; end them by hand (kill -9)",
+            file=sys.stderr,
+        )
+        return 1
+    print("checked: no instance process left")
     return 0
+
+
+def _pids(pids: tuple[int, ...] | list[int]) -> str:
+    return ", ".join(str(p) for p in pids)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -144,6 +158,8 @@ def _shell(args: argparse.Namespace) -> int:
         instance_dir=instance_dir,
     )
     env["AWSAC_LOCAL_INSTANCE_ID"] = args.instance
+    if os.environ.get("TERM"):
+        env["TERM"] = os.environ["TERM"]
     shell = os.environ.get("SHELL") or "/bin/sh"
     print(
         f"awsac local shell: this is a LOCAL shell on this machine, not an ssh login.\n"

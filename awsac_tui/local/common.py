@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -30,21 +31,28 @@ DUMMY_SESSION_TOKEN = "awsac-local-dummy-session-token"
 DEFAULT_BOOT_DELAY = 1.0
 SIDE_PREFIX = "/_awsac/"  # side endpoints of the server; "_" is not valid in a bucket name
 
-# Credential and config variables removed from an instance's environment, so that boto3 inside
-# the instance takes the role credentials from its metadata endpoint, as on EC2.
-STRIPPED_AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_EC2_METADATA_DISABLED",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
+# What an instance's environment takes from the local cloud's (the user's shell's): a real instance
+# has its image's environment, never the user's, so only these names pass, plus awsac's own
+# AWSAC_* knobs (poll intervals, fault rules) that do not look like secrets. Everything else
+# (GITHUB_TOKEN, *_PASSWORD, proxies with credentials, AWS keys and profiles) stays out; boto3
+# inside the instance takes the role credentials from its metadata endpoint, as on EC2.
+INSTANCE_ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ")
+INSTANCE_ENV_PREFIX = "AWSAC_"
+INSTANCE_ENV_NOT_PASSED = ("AWSAC_STATE_DIR", "AWSAC_LOCAL_BOOT_COMMAND")
+SECRET_SHAPED_NAME = re.compile(
+    r"(TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|AUTH|COOKIE|SESSION_KEY)", re.IGNORECASE
 )
+
+
+def passes_to_instance(name: str) -> bool:
+    """Whether variable ``name`` of the local cloud's environment reaches an instance."""
+    if name in INSTANCE_ENV_ALLOWED:
+        return True
+    return (
+        name.startswith(INSTANCE_ENV_PREFIX)
+        and name not in INSTANCE_ENV_NOT_PASSED
+        and not SECRET_SHAPED_NAME.search(name)
+    )
 
 
 def default_boot_command() -> list[str]:
@@ -78,8 +86,14 @@ def instance_environment(
     instance_dir: Path,
     python: str | None = None,
 ) -> dict[str, str]:
-    """The environment of an instance's boot process (docs/contracts.md), built from ``base``."""
-    env = {k: v for k, v in base.items() if k not in STRIPPED_AWS_VARIABLES}
+    """The environment of an instance's boot process (docs/contracts.md).
+
+    Built from the allow-listed part of ``base`` (``passes_to_instance``) and the instance's own
+    values: its endpoints, work dir, ``HOME`` and ``TMPDIR`` inside its root.
+    """
+    root = instance_dir / "root"
+    env = {k: v for k, v in base.items() if passes_to_instance(k)}
+    env.setdefault("PATH", os.defpath)
     env.update(
         {
             "AWS_ENDPOINT_URL": endpoint,
@@ -89,18 +103,27 @@ def instance_environment(
             # no shared credentials or config file may shadow the role credentials
             "AWS_SHARED_CREDENTIALS_FILE": str(instance_dir / "no-aws-credentials"),
             "AWS_CONFIG_FILE": str(instance_dir / "no-aws-config"),
-            "AWSAC_WORK_DIR": str(instance_dir / "root" / "mnt" / "awsac"),
+            "AWSAC_WORK_DIR": str(root / "mnt" / "awsac"),
             "AWSAC_DEVICE_PROVIDER": "local",
             "AWSAC_PYTHON": python or sys.executable,
+            "HOME": str(root / "root"),
+            "TMPDIR": str(root / "tmp"),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": code_pythonpath(),
+            # endpoints are on loopback: never send them through a proxy
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
         }
     )
-    # endpoints are on loopback: never send them through a proxy
-    for name in ("NO_PROXY", "no_proxy"):
-        hosts = [h for h in env.get(name, "").split(",") if h]
-        env[name] = ",".join(hosts + [h for h in ("127.0.0.1", "localhost") if h not in hosts])
     return env
+
+
+def make_instance_root(instance_dir: Path) -> Path:
+    """Create an instance's file system root with the directories its environment names."""
+    root = instance_dir / "root"
+    for sub in ("mnt", "root", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,27 +1,33 @@
-"""The instance runner: boots each instance the emulator launches as a local child process.
+"""The instance runner: boots each instance the emulator launches, on a machine of its own.
 
-Lives inside the local cloud's server process and hooks moto's in-process EC2 backend.
+Lives inside the local cloud's server process and hooks moto's in-process EC2 backend. The runner
+holds the EC2 side (pending -> running, the metadata endpoint, records, console); a ``Machine``
+(``ProcessMachine`` here: a process tree under its own init) is what an instance runs on.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from awsac_tui.local.common import (
     ACCOUNT_ID,
     instance_environment,
     kill_process_group,
+    make_instance_root,
+    pid_alive,
     write_json_atomic,
 )
 from awsac_tui.local.imds import InstanceMetadata, MetadataServer
@@ -32,6 +38,123 @@ CONSOLE_TAIL_BYTES = 64 * 1024  # EC2 returns the last 64 KB of console output
 KILL_GRACE_S = 3.0
 
 
+INSTANCE_INIT = Path(__file__).with_name("instance_init.py")
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """What a machine needs to boot one instance."""
+
+    instance_id: str
+    directory: Path  # the instance's directory (instances/<id>/)
+    root: Path  # its file system root, the boot command's cwd
+    command: list[str]  # the boot command
+    env: dict[str, str]  # the boot command's environment (common.instance_environment)
+    console: Path  # where everything the instance prints goes (GetConsoleOutput reads it)
+    exit_file: Path  # where the boot command's exit code goes when it exits
+    grace: float = 3.0  # at shutdown: seconds between SIGTERM and SIGKILL
+
+
+class Machine(Protocol):
+    """What one instance runs on. The runner boots it at running and shuts it down at stop or
+    terminate; ``ProcessMachine`` is a process tree, a VM runner gives its own class."""
+
+    def boot(self) -> None:
+        """Start the instance (its boot command); failures go to the console, not raised."""
+
+    def shutdown(self) -> None:
+        """End everything of the instance: SIGTERM, then SIGKILL after the spec's grace; blocks."""
+
+    def alive(self) -> bool:
+        """Whether the machine still runs (its boot command may have exited)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The host pid that stands for the machine (recorded in instance.json), if any."""
+
+
+MachineFactory = Callable[[BootSpec], Machine]
+
+
+class ProcessMachine:
+    """An instance as a process tree on this machine, under its own init (instance_init.py).
+
+    The init is a child subreaper, so nothing the boot command starts (``setsid``, ``nohup``,
+    ``env -i``, double forks) outlives the instance; it also ends everything when the local
+    cloud's process dies (end of file on the lifeline pipe), as a host crash would.
+    """
+
+    def __init__(self, spec: BootSpec, lifeline: int | None = None) -> None:
+        self.spec = spec
+        self.lifeline = lifeline
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def command(self) -> list[str]:
+        init = [
+            sys.executable,
+            "-I",
+            str(INSTANCE_INIT),
+            "--instance-dir",
+            str(self.spec.directory),
+            "--exit-file",
+            str(self.spec.exit_file),
+            "--grace",
+            str(self.spec.grace),
+        ]
+        if self.lifeline is not None:
+            init += ["--lifeline", str(self.lifeline)]
+        return init + ["--", *self.spec.command]
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def boot(self) -> None:
+        with self.spec.console.open("ab") as console:
+            try:
+                self.process = subprocess.Popen(
+                    self.command(),
+                    cwd=self.spec.root,
+                    env=self.spec.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(self.lifeline,) if self.lifeline is not None else (),
+                )
+            except OSError as exc:
+                console.write(
+                    f"awsac local: cannot start boot command {self.spec.command}: {exc}\n".encode()
+                )
+                self.process = None
+
+    def signal_shutdown(self) -> None:
+        """Ask the init to end everything (SIGTERM); ``shutdown`` waits for it."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+
+    def shutdown(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        # the init SIGTERMs everything it holds, SIGKILLs it after its grace, then exits
+        self.signal_shutdown()
+        try:
+            process.wait(timeout=self.spec.grace + 5.0)
+        except subprocess.TimeoutExpired:
+            log.error("init of %s did not end; killing its group", self.spec.instance_id)
+        # whatever is left in the init's group (the init itself if it hung) goes now
+        kill_process_group(process.pid, signal.SIGKILL)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.error("process %s did not die after SIGKILL", process.pid)
+
+
 @dataclass
 class _Runtime:
     """What the runner holds for one instance it booted."""
@@ -39,13 +162,16 @@ class _Runtime:
     instance_id: str
     directory: Path
     imds: MetadataServer | None = None
-    process: subprocess.Popen[bytes] | None = None
+    machine: Machine | None = None
     ended: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class InstanceRunner:
-    """Boots launched instances, serves their metadata, ends their processes at stop/terminate."""
+    """Boots launched instances, serves their metadata, shuts their machines down at stop/terminate.
+
+    ``machine_factory`` makes the machine each instance runs on (default: ``ProcessMachine``).
+    """
 
     def __init__(
         self,
@@ -55,15 +181,24 @@ class InstanceRunner:
         region: str,
         boot_delay: float,
         boot_command: list[str],
+        machine_factory: MachineFactory | None = None,
+        kill_grace: float = KILL_GRACE_S,
     ) -> None:
         self.local = local
         self.endpoint = endpoint
         self.region = region
         self.boot_delay = boot_delay
         self.boot_command = list(boot_command)
+        self.kill_grace = kill_grace
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by stop_all: boots scheduled before it are dropped
+        # the lifeline: its write end lives only in this process, so each instance's init sees
+        # end of file when this process dies, however it dies, and powers its instance off
+        self._lifeline_r, self._lifeline_w = os.pipe()
+        self.machine_factory: MachineFactory = machine_factory or (
+            lambda spec: ProcessMachine(spec, lifeline=self._lifeline_r)
+        )
         (local / "instances").mkdir(parents=True, exist_ok=True)
 
     # ---- paths -------------------------------------------------------------------------------
@@ -104,28 +239,27 @@ class InstanceRunner:
         """A stopped instance was started again: boot it again."""
         with self._lock:
             runtime = self._runtimes.get(instance.id)
-        if runtime is not None and runtime.process is not None:
-            if runtime.process.poll() is None:
-                return
+        if runtime is not None and runtime.machine is not None and runtime.machine.alive():
+            return
         thread = threading.Thread(
             target=self._boot_safely, args=(instance, True, self._generation), daemon=True
         )
         thread.start()
 
     def ended(self, instance_id: str, *, terminated: bool) -> None:
-        """An instance was stopped or terminated: end its process tree, as a hypervisor would."""
+        """An instance was stopped or terminated: shut its machine down, as a hypervisor would."""
         with self._lock:
             runtime = self._runtimes.get(instance_id)
         if runtime is None:
             return
         with runtime.lock:
             runtime.ended = True
-            process = runtime.process
+            machine = runtime.machine
             imds = runtime.imds if terminated else None
             if terminated:
                 runtime.imds = None
         threading.Thread(
-            target=self._end, args=(runtime, process, imds), name=f"end-{instance_id}", daemon=True
+            target=self._end, args=(runtime, machine, imds), name=f"end-{instance_id}", daemon=True
         ).start()
 
     # ---- volumes (for the metadata endpoint's device extension) -----------------------------
@@ -174,8 +308,9 @@ class InstanceRunner:
                 log.info("%s is %s, not booting it", instance.id, instance._state.name)
                 return
             runtime.ended = False
-            root = runtime.directory / "root"
-            (root / "mnt").mkdir(parents=True, exist_ok=True)
+            root = make_instance_root(runtime.directory)
+            with contextlib.suppress(FileNotFoundError):
+                (runtime.directory / "exit_code").unlink()
             if runtime.imds is None:
                 runtime.imds = MetadataServer(
                     self._metadata(instance), lambda vol, inst=instance: self.volume_info(inst, vol)
@@ -191,23 +326,20 @@ class InstanceRunner:
                 instance_dir=runtime.directory,
             )
             command = list(self.boot_command)
-            with self.console_path(instance.id).open("ab") as console:
-                try:
-                    runtime.process = subprocess.Popen(
-                        command,
-                        cwd=root,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=console,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    console.write(
-                        f"awsac local: cannot start boot command {command}: {exc}\n".encode()
-                    )
-                    runtime.process = None
-            pid = runtime.process.pid if runtime.process else None
+            runtime.machine = self.machine_factory(
+                BootSpec(
+                    instance_id=instance.id,
+                    directory=runtime.directory,
+                    root=root,
+                    command=command,
+                    env=env,
+                    console=self.console_path(instance.id),
+                    exit_file=runtime.directory / "exit_code",
+                    grace=self.kill_grace,
+                )
+            )
+            runtime.machine.boot()
+            pid = runtime.machine.pid
             write_json_atomic(
                 runtime.directory / "instance.json",
                 {
@@ -223,47 +355,38 @@ class InstanceRunner:
                 },
             )
             log.info("booted %s (pid %s): %s", instance.id, pid, command)
-            if runtime.process is not None:
-                threading.Thread(
-                    target=self._reap, args=(runtime, runtime.process), daemon=True
-                ).start()
 
-    def _reap(self, runtime: _Runtime, process: subprocess.Popen[bytes]) -> None:
-        code = process.wait()
-        (runtime.directory / "exit_code").write_text(f"{code}\n")
-        log.info("process of %s exited with %s", runtime.instance_id, code)
-
-    def _end(
-        self,
-        runtime: _Runtime,
-        process: subprocess.Popen[bytes] | None,
-        imds: MetadataServer | None,
-    ) -> None:
-        if process is not None:
-            _end_process_group(process)
+    def _end(self, runtime: _Runtime, machine: Machine | None, imds: MetadataServer | None) -> None:
+        if machine is not None:
+            machine.shutdown()
             log.info("ended the processes of %s", runtime.instance_id)
         end_strays(runtime.directory)
         if imds is not None:
             imds.stop()
 
     def stop_all(self) -> None:
-        """End every instance's process tree and metadata endpoint (service shutdown or reset)."""
+        """Shut every machine and metadata endpoint down (service shutdown or reset)."""
         with self._lock:
             self._generation += 1
             runtimes = list(self._runtimes.values())
             self._runtimes.clear()
-        ended: list[tuple[subprocess.Popen[bytes] | None, MetadataServer | None]] = []
+        ended: list[tuple[Machine | None, MetadataServer | None]] = []
         for runtime in runtimes:
             with runtime.lock:
                 runtime.ended = True
-                ended.append((runtime.process, runtime.imds))
+                ended.append((runtime.machine, runtime.imds))
                 runtime.imds = None
-            if runtime.process is not None:
-                kill_process_group(runtime.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE_S
-        for process, imds in ended:
-            if process is not None:
-                _end_process_group(process, deadline)
+        # shut down in parallel: each machine has its own grace
+        threads = [
+            threading.Thread(target=machine.shutdown, daemon=True)
+            for machine, _ in ended
+            if machine is not None
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for _, imds in ended:
             if imds is not None:
                 imds.stop()
         for runtime in runtimes:
@@ -314,43 +437,61 @@ class InstanceRunner:
         )
 
 
-def _end_process_group(process: subprocess.Popen[bytes], deadline: float | None = None) -> None:
-    """SIGTERM the process group, SIGKILL it after a grace period, reap the leader."""
-    kill_process_group(process.pid, signal.SIGTERM)
-    end = deadline if deadline is not None else time.monotonic() + KILL_GRACE_S
+def _proc_text(pid: int, name: str) -> bytes:
     try:
-        process.wait(timeout=max(0.0, end - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
-    # members of the group may outlive the leader: always finish the group off
-    kill_process_group(process.pid, signal.SIGKILL)
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return b""
+
+
+def _proc_cwd(pid: int) -> str:
     try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        log.error("process %s did not die after SIGKILL", process.pid)
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def instance_processes(instance_dir: Path) -> list[int]:
+    """Live processes that belong to this instance, found without trusting recorded pids.
+
+    A process belongs to it when its environment carries the instance's ``AWSAC_WORK_DIR``,
+    when its working directory is inside the instance's directory (an ``env -i`` job keeps its
+    cwd), or when it is the instance's init (its command line names the instance directory).
+    """
+    marker = f"AWSAC_WORK_DIR={instance_dir / 'root' / 'mnt' / 'awsac'}".encode()
+    inside = str(instance_dir.resolve()) if instance_dir.exists() else str(instance_dir)
+    init_arg = str(instance_dir).encode()
+    found: list[int] = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        cwd = _proc_cwd(pid)
+        cmdline = _proc_text(pid, "cmdline").split(b"\0")
+        if (
+            marker in _proc_text(pid, "environ").split(b"\0")
+            or cwd == inside
+            or cwd.startswith(inside + os.sep)
+            or (INSTANCE_INIT.name.encode() in b" ".join(cmdline) and init_arg in cmdline)
+        ) and pid_alive(pid):
+            found.append(pid)
+    return found
 
 
 def end_strays(instance_dir: Path) -> list[int]:
-    """SIGKILL every process still running with this instance's environment, as a hypervisor would.
+    """SIGKILL every process still belonging to this instance, as a hypervisor would.
 
-    Jobs run in their own sessions (process groups), so a worker killed with SIGKILL leaves them
-    outside the boot process's group; they still carry the instance's ``AWSAC_WORK_DIR``.
+    The instance's init leaves nothing behind; this is the second line, for an init that was
+    killed by hand.
     """
-    marker = f"AWSAC_WORK_DIR={instance_dir / 'root' / 'mnt' / 'awsac'}".encode()
     killed: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for pid in instance_processes(instance_dir):
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except (ProcessLookupError, PermissionError):
+            pass
     if killed:
         log.info("ended %d stray process(es) of %s: %s", len(killed), instance_dir.name, killed)
     return killed

@@ -41,6 +41,7 @@ from awsac_tui.local.common import (
 )
 
 __all__ = [
+    "DownReport",
     "LocalCloudError",
     "LocalCloudInfo",
     "LocalCloudStatus",
@@ -98,6 +99,15 @@ class LocalCloudStatus:
             "snapshots": list(self.snapshots),
             "domains": list(self.domains),
         }
+
+
+@dataclass(frozen=True)
+class DownReport:
+    """What ``down()`` did: whether a service ran, and the instance processes it had to end."""
+
+    was_running: bool
+    strays_ended: tuple[int, ...] = ()  # instance processes found after the service stopped
+    strays_left: tuple[int, ...] = ()  # ... that could not be ended
 
 
 # ---- finding the running service ----------------------------------------------------------------
@@ -207,9 +217,7 @@ def _start(boot_delay: float, boot_command: list[str]) -> LocalCloudInfo:
     with contextlib.suppress(FileNotFoundError):
         _service_file().unlink()
     # instances of a service that died without down() are gone with its memory: end and forget them
-    for pid in _instance_pids():
-        if pid_alive(pid):
-            kill_process_group(pid)
+    _end_strays()
     for stale in ("instances", "volumes"):
         shutil.rmtree(local / stale, ignore_errors=True)
     env = dict(os.environ)
@@ -294,6 +302,7 @@ def _stop_pid(pid: int) -> None:
 
 
 def _instance_pids() -> list[int]:
+    """Pids recorded in instance.json (the instances' inits); may be stale after a reboot."""
     pids = []
     for record in (local_dir() / "instances").glob("*/instance.json"):
         try:
@@ -305,25 +314,46 @@ def _instance_pids() -> list[int]:
     return pids
 
 
-def down() -> bool:
-    """Stop the local cloud and every instance process. True when one was running."""
+def instance_processes() -> list[int]:
+    """Every live process that belongs to an instance of this local cloud (runner.instance_processes)."""
+    from awsac_tui.local.runner import instance_processes as of_instance
+
+    found: list[int] = []
+    for directory in sorted((local_dir() / "instances").glob("*/")):
+        found.extend(p for p in of_instance(directory) if p not in found)
+    return found
+
+
+def _end_strays(wait_s: float = 5.0) -> tuple[list[int], list[int]]:
+    """SIGKILL every instance process that is still alive; (ended, still alive after wait_s)."""
+    found = instance_processes()
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while any(pid_alive(p) for p in found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found, [p for p in found if pid_alive(p)]
+
+
+def down() -> DownReport:
+    """Stop the local cloud; then look for any instance process left and end it."""
     with _up_lock():
         info = _read_service_file()
         was_running = info is not None and pid_alive(info.pid)
         if info is not None:
             _stop_pid(info.pid)
-        # the service ends its instances; finish off any that survived a killed service
-        for pid in _instance_pids():
-            if pid_alive(pid):
-                kill_process_group(pid)
+        if info is not None and pid_alive(info.pid):
+            raise LocalCloudError(f"the local cloud (pid {info.pid}) did not stop; kill it by hand")
+        # the service shuts its instances down; a killed service's inits power off by themselves
+        # (lifeline); anything still here is a stray and is ended now
         deadline = time.monotonic() + 5.0
         while any(pid_alive(p) for p in _instance_pids()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if info is not None and pid_alive(info.pid):
-            raise LocalCloudError(f"the local cloud (pid {info.pid}) did not stop; kill it by hand")
+        ended, left = _end_strays()
         with contextlib.suppress(FileNotFoundError):
             _service_file().unlink()
-    return was_running
+    return DownReport(was_running, tuple(ended), tuple(left))
 
 
 def _require() -> LocalCloudInfo:
