@@ -1,7 +1,8 @@
 """boto3 clients for the agent: region from the environment or metadata, retries, fault hooks.
 
-The endpoint comes from boto3's own ``AWS_ENDPOINT_URL`` handling, credentials from the
-instance profile (boto3 reads them from the metadata service).
+The endpoint comes from ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_<SERVICE>``), passed to boto3
+explicitly: boto3 reads these itself only from 1.28 on, and distributions ship older ones
+(Debian 12: 1.26). Credentials come from the instance profile (boto3 reads the metadata service).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ _CONFIG = Config(
 )
 
 
+def endpoint_url(service: str) -> Optional[str]:
+    """The endpoint set for ``service`` in the environment, as boto3 >= 1.28 would read it."""
+    specific = os.environ.get("AWS_ENDPOINT_URL_" + service.upper().replace("-", "_"))
+    return specific or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 class Clients:
     """Lazily created boto3 clients sharing one session and region."""
 
@@ -29,7 +36,7 @@ class Clients:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            c = self.session.client(service, config=_CONFIG)
+            c = self.session.client(service, config=_CONFIG, endpoint_url=endpoint_url(service))
             self._clients[service] = faults.plan().install(c)
         return self._clients[service]
 

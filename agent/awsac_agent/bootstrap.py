@@ -14,7 +14,8 @@ from .userdata import UserData, build_userdata, wrap_cloud_init
 WORKER_NAME = PROCESSJOBS_PYZ  # the worker zipapp in the session archive
 
 # The instance profile's credentials and the region come from the metadata service (IMDSv2).
-# Prints the region, so the shell part can hand it to the boot step.
+# Prints the region, so the shell part can hand it to the boot step. The endpoint is passed to
+# boto3 explicitly, as in aws.py (a distribution's boto3 may predate AWS_ENDPOINT_URL).
 _FETCH_PY = r"""
 import os, sys, tarfile, urllib.request
 bucket, key, dest = sys.argv[1:4]
@@ -31,7 +32,8 @@ if not region:
     region = meta("latest/meta-data/placement/region", token)
 import boto3
 archive = dest + ".archive"
-boto3.client("s3", region_name=region).download_file(bucket, key, archive)
+endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+boto3.client("s3", region_name=region, endpoint_url=endpoint).download_file(bucket, key, archive)
 with tarfile.open(archive, "r:*") as tar:
     names = [m for m in tar.getmembers() if m.isfile() and m.name.lstrip("./") == "WORKER"]
     if not names:

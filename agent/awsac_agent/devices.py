@@ -1,12 +1,14 @@
 """Block devices of attached volumes: find them and mount them read-only, behind a small interface.
 
-``AwsDeviceProvider`` handles Nitro (NVMe, by volume id) and Xen (device name) instances;
+``AwsDeviceProvider`` handles Nitro (NVMe, found by its serial: the volume id) and Xen (device
+name) instances, and the local cloud's VMs (NVMe disks with the same serial);
 ``LocalDeviceProvider`` (``AWSAC_DEVICE_PROVIDER=local``) asks the local cloud's metadata endpoint.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -33,9 +35,44 @@ class DeviceProvider:
         raise NotImplementedError
 
 
+def nvme_serial(volume_id: str) -> str:
+    """The NVMe serial of a volume's disk on Nitro: the volume id without its dash."""
+    return volume_id.replace("-", "")
+
+
 def nvme_path(volume_id: str, by_id: Path = Path("/dev/disk/by-id")) -> Path:
     """The Nitro NVMe by-id link for a volume (its serial is the volume id without the dash)."""
-    return by_id / f"nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
+    return by_id / f"nvme-Amazon_Elastic_Block_Store_{nvme_serial(volume_id)}"
+
+
+def nvme_by_serial(
+    serial: str, dev_root: Path = Path("/dev"), sys_root: Path = Path("/sys")
+) -> Optional[Path]:
+    """The block device of the NVMe disk with ``serial``, or None.
+
+    udev's ``/dev/disk/by-id/nvme-<model>_<serial>`` link first (the model differs between
+    clouds and virtual hardware, so only the serial is matched), else the controllers' serials in
+    ``/sys/class/nvme/*/serial`` (padded with blanks) and their first namespace.
+    """
+    for link in sorted((dev_root / "disk" / "by-id").glob(f"nvme-*_{serial}")):
+        if link.exists():
+            return link.resolve()
+    for ctrl in sorted((sys_root / "class" / "nvme").glob("nvme*")):
+        try:
+            found = (ctrl / "serial").read_text().strip()
+        except OSError:
+            continue
+        if found != serial:
+            continue
+        names = sorted(
+            (n.name for n in ctrl.iterdir() if re.fullmatch(r"nvme\d+(c\d+)?n\d+", n.name)),
+            key=lambda n: (len(n), n),
+        )
+        for name in names:
+            device = dev_root / re.sub(r"c\d+n", "n", name)  # nvme0c0n1 (multipath) -> nvme0n1
+            if device.exists():
+                return device
+    return None
 
 
 def xen_candidates(device_name: str) -> List[Path]:
@@ -52,27 +89,38 @@ def xen_candidates(device_name: str) -> List[Path]:
 class AwsDeviceProvider(DeviceProvider):
     """Real block devices: NVMe by-id links on Nitro, the device name (or xvd alias) on Xen."""
 
-    def __init__(self, dev_root: Path = Path("/dev"), poll: float = 1.0) -> None:
+    def __init__(
+        self, dev_root: Path = Path("/dev"), poll: float = 1.0, sys_root: Path = Path("/sys")
+    ) -> None:
         self.by_id = dev_root / "disk" / "by-id"
         self.dev_root = dev_root
+        self.sys_root = sys_root
         self.poll = poll
 
     def candidates(self, volume_id: str, device_name: str) -> List[Path]:
+        """The Xen names of ``device_name`` (NVMe disks are found by serial, see find_device)."""
         name = device_name.rsplit("/", 1)[-1]
-        xen = [self.dev_root / p.name for p in xen_candidates(name)]
-        return [nvme_path(volume_id, self.by_id)] + xen
+        return [self.dev_root / p.name for p in xen_candidates(name)]
 
     def find_device(self, volume_id: str, device_name: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
+        serial = nvme_serial(volume_id)
         cands = self.candidates(volume_id, device_name)
         while True:
+            nvme = nvme_by_serial(serial, self.dev_root, self.sys_root)
+            if nvme is not None:
+                return str(nvme)
             for c in cands:
                 if c.exists():
                     return str(c.resolve())
             if time.monotonic() >= deadline:
+                looked = [
+                    str(self.by_id / f"nvme-*_{serial}"),
+                    f"{self.sys_root / 'class' / 'nvme'}/*/serial = {serial}",
+                ] + [str(c) for c in cands]
                 raise DeviceError(
                     f"volume {volume_id}: no block device appeared within {timeout:.0f} s "
-                    f"(looked for {', '.join(map(str, cands))})"
+                    f"(looked for {', '.join(looked)})"
                 )
             time.sleep(self.poll)
 

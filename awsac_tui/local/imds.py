@@ -6,6 +6,7 @@ Serves what an EC2 instance sees at 169.254.169.254 for one instance of the loca
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -168,7 +169,7 @@ def _make_handler(owner: MetadataServer) -> type[BaseHTTPRequestHandler]:
             if not owner.token_valid(self.headers.get(TOKEN_HEADER)):
                 self._send(401, "Unauthorized")
                 return
-            status, body, ctype = _answer(owner, self.path.split("?", 1)[0])
+            status, body, ctype = _answer(owner, unversioned(self.path.split("?", 1)[0]))
             self._send(status, body, ctype)
 
     return Handler
@@ -186,6 +187,15 @@ def _listing(paths: list[str], prefix: str) -> str:
     return "\n".join(entries)
 
 
+_VERSION = re.compile(r"^/\d{4}-\d{2}-\d{2}(?=/|$)")
+
+
+def unversioned(path: str) -> str:
+    """``/2009-04-04/meta-data/...`` as ``/latest/meta-data/...``: EC2 serves every API version
+    (cloud-init's Ec2 datasource asks for dated ones), and they answer alike here."""
+    return _VERSION.sub("/latest", path, count=1)
+
+
 def _answer(owner: MetadataServer, path: str) -> tuple[int, bytes | str, str]:
     md = owner.metadata
     if path.startswith(VOLUME_PREFIX):
@@ -197,6 +207,10 @@ def _answer(owner: MetadataServer, path: str) -> tuple[int, bytes | str, str]:
         if not md.user_data:
             return 404, "Not Found", "text/plain"
         return 200, md.user_data, "application/octet-stream"
+    if path in ("/latest/dynamic", "/latest/dynamic/"):
+        return 200, "instance-identity/", "text/plain"
+    if path in ("/latest/dynamic/instance-identity", "/latest/dynamic/instance-identity/"):
+        return 200, "document", "text/plain"
     if path in ("/latest/dynamic/instance-identity/document",):
         return 200, json.dumps(md.identity_document(), indent=2), "application/json"
     if path in ("/", "/latest", "/latest/"):

@@ -59,3 +59,42 @@ def test_cache_dir_is_shared_by_state_dirs(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("AWSAC_CACHE_DIR", str(tmp_path / "c"))
     assert image.vm_dir() == tmp_path / "c" / "vm"
     assert image.find_image("baked") is None  # nothing built in an empty cache
+
+
+def test_metadata_answers_dated_api_versions_and_the_dynamic_listing() -> None:
+    """cloud-init's Ec2 datasource asks /2009-04-04/... and crawls dynamic/instance-identity/."""
+    import json
+    import urllib.request
+
+    from awsac_tui.local.imds import InstanceMetadata, MetadataServer
+
+    md = InstanceMetadata(
+        "i-0abc", "r-1", "ami-1", 0, "c5.large", "us-east-1a", "us-east-1", "10.0.0.1",
+        "1.2.3.4", "h", "h", "123456789012", b"sid;bkt;a.tar.bz2;2",
+    )  # fmt: skip
+    server = MetadataServer(md, lambda _vol: None)
+    server.start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str) -> str:
+        put = urllib.request.Request(
+            server.endpoint + "latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        )
+        token = opener.open(put, timeout=5).read().decode()
+        req = urllib.request.Request(
+            server.endpoint + path, headers={"X-aws-ec2-metadata-token": token}
+        )
+        return opener.open(req, timeout=5).read().decode()
+
+    try:
+        assert get("2009-04-04/meta-data/instance-id") == "i-0abc"
+        assert "placement/" in get("2021-03-23/meta-data/").splitlines()
+        assert get("2016-09-02/user-data") == "sid;bkt;a.tar.bz2;2"
+        assert get("latest/dynamic/") == "instance-identity/"
+        assert get("2009-04-04/dynamic/instance-identity/") == "document"
+        doc = json.loads(get("2009-04-04/dynamic/instance-identity/document"))
+        assert doc["instanceId"] == "i-0abc" and doc["region"] == "us-east-1"
+    finally:
+        server.stop()
