@@ -18,7 +18,14 @@ from .records import SessionRecord
 from .resources import describe_instances, describe_volumes
 from .store import open_store
 from .sweep import last_good, sweep_session
-from .views import InstanceView, JobView, SessionSnapshot, VolumeView, all_terminal
+from .views import (
+    InstanceView,
+    JobView,
+    SessionSnapshot,
+    VolumeView,
+    all_terminal,
+    attempt_views,
+)
 
 DEFAULT_BOOT_TIMEOUT = 300.0
 
@@ -125,6 +132,8 @@ class Monitor:
                     savestarttime=parse_iso(rec.savestarttime),
                     saveendtime=parse_iso(rec.saveendtime),
                     error=rec.error,
+                    attempt=rec.attempt,
+                    history=attempt_views(rec),
                 )
             else:
                 job = base

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from awsac_agent.status import TERMINAL
+from awsac_agent.status import TERMINAL, JobRecord, history_of, parse_iso
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class InstanceView:
     public_dns: str | None = None
     launch_time: datetime | None = None
     silent: bool = False  # running, but no job status after the boot timeout
+    state_reason: str | None = None  # EC2 StateReason message (why it stopped or terminated)
+    ended_at: datetime | None = None  # when it left running, where EC2 says (StateTransitionReason)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,20 @@ class JobView:
     savestarttime: datetime | None = None
     saveendtime: datetime | None = None
     error: str | None = None
+    attempt: int = 1  # which try of the job this is (1-based)
+    history: tuple[AttemptView, ...] = ()  # the earlier attempts, oldest first
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One earlier attempt of a job (``awsac_agent.status.history_of``)."""
+
+    attempt: int
+    status: str
+    instance_id: str | None = None
+    runstarttime: datetime | None = None
+    runendtime: datetime | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,27 @@ class SessionSnapshot:
     instances: tuple[InstanceView, ...] = ()
     volumes: tuple[VolumeView, ...] = ()
     notices: tuple[str, ...] = field(default=())  # e.g. "status store throttled; showing last good"
+
+
+def attempt_views(record: JobRecord) -> tuple[AttemptView, ...]:
+    """The earlier attempts of a status record as views, oldest first."""
+    out = []
+    for entry in history_of(record):
+        try:
+            attempt = int(entry.get("attempt") or 0)
+        except (TypeError, ValueError):
+            attempt = 0
+        out.append(
+            AttemptView(
+                attempt=attempt,
+                status=str(entry.get("status") or "?"),
+                instance_id=entry.get("instance_id") or None,
+                runstarttime=parse_iso(entry.get("runstarttime")),
+                runendtime=parse_iso(entry.get("runendtime")),
+                error=entry.get("error") or None,
+            )
+        )
+    return tuple(out)
 
 
 def _iso(dt: datetime | None) -> str | None:
