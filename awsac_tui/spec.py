@@ -459,6 +459,53 @@ def write_spec(
     atomic_write(Path(path), dump_spec(spec, header).encode("utf-8"), mode)
 
 
+def update_spec_text(old_text: str, spec: SessionSpec, header: str = "") -> str:
+    """``old_text`` (a user's session.toml) changed to hold ``spec``, comments and layout kept.
+
+    Keys whose value is unchanged stay as written; changed keys get the new value in place; keys
+    the spec no longer has are removed; new keys are added at the end of their table. A stated
+    ``n_jobs`` the spec drops is kept up to date instead (give it with ``spec.n_jobs``). Empty
+    ``old_text`` gives ``dump_spec(spec, header)``.
+    """
+    import tomlkit  # round-trip TOML: only this writer needs it
+
+    if not old_text.strip():
+        return dump_spec(spec, header)
+    doc = tomlkit.parse(old_text)
+    new = spec_to_dict(spec)
+
+    defaults = {f.name: f.default for f in fields(SessionSpec)}
+
+    def merge(table: Any, values: Mapping[str, Any], known: Sequence[str]) -> None:
+        for key in list(table.keys()):
+            if key in known and key not in values:
+                del table[key]
+        for key, value in values.items():
+            if key not in table and table is doc and defaults.get(key) == value:
+                continue  # a default the user did not write stays unwritten
+            if isinstance(value, dict):
+                sub = table.get(key)
+                if sub is None or not isinstance(sub, dict):
+                    table[key] = tomlkit.table()
+                    sub = table[key]
+                merge(sub, value, list(value) + list(sub.keys()))
+            elif key not in table or table[key] != value:
+                table[key] = value
+
+    known = [f.name for f in fields(SessionSpec)]
+    merge(doc, {k: v for k, v in new.items() if k not in ("cloud", "tags")}, known)
+    for name, kinds in (("tags", None), ("cloud", _CLOUD_KINDS)):
+        values = new.get(name) or {}
+        sub = doc.get(name)
+        if not values and sub is None:
+            continue
+        if sub is None:
+            doc[name] = tomlkit.table()
+            sub = doc[name]
+        merge(sub, values, list(kinds) if kinds else list(sub.keys()))
+    return tomlkit.dumps(doc)
+
+
 # ---------------------------------------------------------------- validation
 
 

@@ -118,6 +118,46 @@ def format_jobs_cfg(lines: Iterable[JobLine], header: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def format_jobs_cfg_keeping(
+    old_text: str, lines: Sequence[JobLine], header: str = ""
+) -> Tuple[str, List[int]]:
+    """jobs.cfg text for ``lines`` that keeps the comments and blank lines of ``old_text``.
+
+    The job lines of ``old_text`` are replaced in order by ``lines`` (a line that did not change
+    keeps its spelling and trailing comment); surplus old job lines go, extra new ones are
+    appended. Returns the text and the 1-based line number of each of ``lines`` in it.
+    """
+    if not old_text.strip():
+        text = format_jobs_cfg(lines, header)
+        first = len(header.splitlines()) + 1 if header else 1
+        return text, [first + k for k in range(len(lines))]
+    out: List[str] = []
+    numbers: List[int] = []
+    pending = list(lines)
+    for raw in old_text.splitlines():
+        body = raw.split("#", 1)[0].strip()
+        if not body:
+            out.append(raw)
+            continue
+        if not pending:
+            continue  # a job line the user deleted
+        jl = pending.pop(0)
+        new = f"{jl.snapshot or NO_SNAPSHOT};{jl.script};{jl.count}"
+        fields = [f.strip() for f in body.split(";")]
+        same = fields == [jl.snapshot or NO_SNAPSHOT, jl.script, str(jl.count)] or (
+            len(fields) == 3
+            and fields[0] == ""
+            and jl.snapshot is None
+            and fields[1:] == [jl.script, str(jl.count)]
+        )
+        out.append(raw if same else new)
+        numbers.append(len(out))
+    for jl in pending:
+        out.append(f"{jl.snapshot or NO_SNAPSHOT};{jl.script};{jl.count}")
+        numbers.append(len(out))
+    return "\n".join(out) + "\n", numbers
+
+
 def write_jobs_cfg(path: Union[str, Path], lines: Iterable[JobLine], header: str = "") -> None:
     """Write jobs.cfg atomically."""
     p = Path(path)

@@ -18,7 +18,7 @@ from .cleanup import CLEANUP_KINDS, cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, cloud_for
 from .control import kill, terminate
 from .logs import console_output, job_log
-from .plan import StartPlan, plan_start
+from .plan import StartPlan, check_references, plan_start
 from .pricing import CostEstimate, estimate_cost, price_table
 from .results import Download, results
 from .ssh import ssh_command
@@ -41,6 +41,7 @@ __all__ = [
     "StartPlan",
     "check",
     "check_image",
+    "check_references",
     "cleanup",
     "client_token",
     "cloud_for",

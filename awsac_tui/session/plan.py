@@ -91,6 +91,59 @@ async def _vcpus(cloud: Cloud, instance_type: str, source: str) -> int:
     return int(types[0]["VCpuInfo"]["DefaultVCpus"])
 
 
+def _snapshot_fix(cloud: Cloud) -> str:
+    if cloud.profile.local:
+        return "make one with `awsac local snapshot DIR`, or pick one the cloud has"
+    return (
+        "make one from a volume with `aws ec2 create-snapshot`, or pick one this account may "
+        "use (`aws ec2 describe-snapshots --owner-ids self`)"
+    )
+
+
+async def check_references(
+    cloud: Cloud,
+    spec: SessionSpec,
+    lines: Sequence[jobscfg.JobLine],
+    *,
+    spec_source: str = "session.toml",
+    jobs_source: str = "jobs.cfg",
+) -> list[str]:
+    """Problems with the image and the snapshots the session names: each must exist on
+    ``cloud``. One DescribeImages and one DescribeSnapshots call (filtered by id, so a missing
+    id is an empty answer, not an error). Creates nothing. Each problem names the line to fix.
+    """
+    problems: list[str] = []
+    ec2 = await cloud.client("ec2")
+    where = cloud.describe()
+    if spec.image_id and specmod.check_image_id(spec.image_id) is None:
+        async with cloud_errors(f"DescribeImages {spec.image_id}"):
+            resp = await ec2.describe_images(
+                Filters=[{"Name": "image-id", "Values": [spec.image_id]}]
+            )
+        if not resp.get("Images"):
+            fix = "pick one of the cloud's images"
+            if cloud.profile.local and getattr(cloud.local_info, "image_id", None):
+                fix = f"the local cloud's image is {cloud.local_info.image_id}"
+            problems.append(
+                f"{spec_source}: image_id {spec.image_id!r} does not exist on {where} ({fix})"
+            )
+    wanted = [s for s in jobscfg.snapshots(lines) if jobscfg.SNAPSHOT_RE.match(s)]
+    if wanted:
+        found: set[str] = set()
+        async with cloud_errors("DescribeSnapshots"):
+            pager = ec2.get_paginator("describe_snapshots")
+            async for page in pager.paginate(Filters=[{"Name": "snapshot-id", "Values": wanted}]):
+                found.update(str(s.get("SnapshotId")) for s in page.get("Snapshots") or [])
+        for jl in lines:
+            if jl.snapshot and jl.snapshot in wanted and jl.snapshot not in found:
+                at = f"{jobs_source}, line {jl.lineno}" if jl.lineno else jobs_source
+                problems.append(
+                    f"{at}: snapshot {jl.snapshot} does not exist on {where} "
+                    f"({_snapshot_fix(cloud)})"
+                )
+    return problems
+
+
 async def plan_start(
     spec_path: str | Path,
     *,
@@ -149,6 +202,15 @@ async def plan_start(
         if problems:
             raise FormatError(join_problems(problems), problems)
         vcpus = await _vcpus(cloud, spec.instance_type, str(spec_path))
+        problems = await check_references(
+            cloud,
+            spec,
+            lines,
+            spec_source=str(spec_path),
+            jobs_source=str(spec_path.parent / spec.jobs_cfg),
+        )
+        if problems:
+            raise FormatError(join_problems(problems), problems)
         cpi = min(vcpus, spec.jobs_per_instance) if spec.jobs_per_instance else vcpus
         session_id = new_session_id(spec.shortdescr)
         extra = {"store": spec.status_store}
