@@ -5,12 +5,17 @@ Imports nothing heavy (no moto), so the CLI and the client can use it cheaply.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
+import secrets
 import signal
 import sys
+import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from awsac_tui.paths import local_dir, state_dir  # noqa: F401 - the local cloud's API names them
 
@@ -30,6 +35,14 @@ DUMMY_SECRET_ACCESS_KEY = "awsac-local-dummy-secret-not-a-real-key"
 DUMMY_SESSION_TOKEN = "awsac-local-dummy-session-token"
 DEFAULT_BOOT_DELAY = 1.0
 SIDE_PREFIX = "/_awsac/"  # side endpoints of the server; "_" is not valid in a bucket name
+# The side endpoints obey only the owner of the local cloud: each request carries the token that
+# the service writes, readable by its owner alone (0600), into its state directory at every start.
+SIDE_TOKEN_HEADER = "X-Awsac-Token"
+SIDE_TOKEN_FILE = "side-token"
+# moto's backends are not thread-safe (its describe calls iterate dicts that a concurrent write
+# changes: RuntimeError, an HTML 500, botocore's ResponseParserError). Every request of the
+# server, and every other thread of the service that reads or changes a backend, holds this lock.
+BACKEND_LOCK = threading.RLock()
 
 # What an instance's environment takes from the local cloud's (the user's shell's): a real instance
 # has its image's environment, never the user's, so only these names pass, plus awsac's own
@@ -53,6 +66,63 @@ def passes_to_instance(name: str) -> bool:
         and name not in INSTANCE_ENV_NOT_PASSED
         and not SECRET_SHAPED_NAME.search(name)
     )
+
+
+def side_token_path(local: Path | None = None) -> Path:
+    """The owner-only file that holds the side endpoints' token of the local cloud in ``local``."""
+    return (local if local is not None else local_dir()) / SIDE_TOKEN_FILE
+
+
+def write_side_token(local: Path) -> str:
+    """A new random token, written to ``local``/side-token with mode 0600; returns it."""
+    token = secrets.token_urlsafe(32)
+    path = side_token_path(local)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def read_side_token(local: Path | None = None) -> str:
+    """The side endpoints' token of the local cloud in ``local`` ("" when it cannot be read)."""
+    try:
+        return side_token_path(local).read_text().strip()
+    except OSError:
+        return ""
+
+
+def token_matches(given: str, token: str) -> bool:
+    """Constant-time comparison of a request's token with the service's."""
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def side_call(
+    endpoint: str,
+    name: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    timeout: float = 5.0,
+    local: Path | None = None,
+) -> Any:
+    """Call side endpoint ``name`` of the local cloud at ``endpoint`` with its owner's token.
+
+    Loopback only, never through a proxy. GET without ``payload``, POST with it. The token is read
+    from ``local`` (default: this state directory's local cloud). Raises urllib's HTTPError
+    (403 without the right token) or OSError when the service does not answer.
+    """
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(
+        endpoint.rstrip("/") + SIDE_PREFIX + name,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json", SIDE_TOKEN_HEADER: read_side_token(local)},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=timeout) as response:
+        return json.loads(response.read())
 
 
 def default_boot_command() -> list[str]:

@@ -402,7 +402,7 @@ class InstanceRunner:
 
     @staticmethod
     def _reservation_id(instance: Any) -> str:
-        for reservation in instance.ec2_backend.reservations.values():
+        for reservation in list(instance.ec2_backend.reservations.values()):
             if instance in reservation.instances:
                 return reservation.id
         return ""

@@ -16,24 +16,33 @@ import stat
 import sys
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from awsac_tui.local.common import (
     ACCOUNT_ID,
+    BACKEND_LOCK,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
     IMAGE_ID,
     IMAGE_NAME,
     REGION,
     SIDE_PREFIX,
+    SIDE_TOKEN_HEADER,
+    side_token_path,
+    token_matches,
     write_json_atomic,
+    write_side_token,
 )
 from awsac_tui.local.runner import InstanceRunner
 
 log = logging.getLogger("awsac.local.server")
+
+TOKEN_ENVIRON_KEY = "HTTP_" + SIDE_TOKEN_HEADER.upper().replace("-", "_")
 
 _runner: InstanceRunner | None = None
 MOTO_DEFAULT_CLIENT_TOKEN = "ABCDE"  # what moto's RunInstances passes when no ClientToken is given
@@ -208,8 +217,40 @@ def reset_backends() -> None:
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def _query_error_body(code: str, message: str) -> bytes:
+    """An error in the Query protocol's form (EC2, SimpleDB), which every botocore parser reads."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+        f"<Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message>"
+        f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+
+
+def _rest_error_body(code: str, message: str) -> bytes:
+    """An error in S3's REST-XML form."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
+        f"<Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></Error>"
+    ).encode()
+
+
+def _is_query_request(environ: dict[str, Any]) -> bool:
+    """Whether a request uses the Query protocol (form-encoded POST, or GET with Action=)."""
+    content_type = environ.get("CONTENT_TYPE") or ""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return True
+    return "Action=" in (environ.get("QUERY_STRING") or "")
+
+
 class LocalCloudApp:
-    """moto's app plus side endpoints under /_awsac/ (health, config, reset)."""
+    """moto's app plus side endpoints under /_awsac/ (health, status, config, reset, ...).
+
+    Every request runs under BACKEND_LOCK (moto's backends are not thread-safe) and its response is
+    read out while the lock is held; an exception inside moto becomes an AWS-shaped InternalError
+    (HTTP 500, which botocore retries) instead of an HTML page that botocore cannot parse. The side
+    endpoints answer only requests that carry the owner's token (403 otherwise; nothing is run).
+    """
 
     def __init__(self, moto_app: WsgiApp, service: LocalCloudService) -> None:
         self.moto_app = moto_app
@@ -217,23 +258,93 @@ class LocalCloudApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
-        if not path.startswith(SIDE_PREFIX):
-            return self.moto_app(environ, start_response)
-        method = environ.get("REQUEST_METHOD", "GET")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        if path.startswith(SIDE_PREFIX):
+            return self._side(environ, start_response, path[len(SIDE_PREFIX) :])
+        return self._moto(environ, start_response)
+
+    def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        answer: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return chunks.append
+
         try:
-            payload = json.loads(body) if body else {}
-            status, answer = self.service.side_request(method, path[len(SIDE_PREFIX) :], payload)
-        except (ValueError, TypeError, KeyError) as exc:
-            status, answer = 400, {"error": str(exc)}
+            with BACKEND_LOCK:
+                result = self.moto_app(environ, capture)
+                try:
+                    chunks.extend(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+        except Exception as exc:  # moto raised: answer as AWS does, keep the trace in the log
+            log.exception(
+                "%s %s failed inside the emulator", environ.get("REQUEST_METHOD"), path_of(environ)
+            )
+            return self._internal_error(environ, start_response, f"{type(exc).__name__}: {exc}")
+        status = answer.get("status", "500 INTERNAL SERVER ERROR")
+        headers = answer.get("headers", [])
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if status.startswith("5") and "html" in content_type:
+            log.error(
+                "%s %s: the emulator answered %s with an HTML page",
+                environ.get("REQUEST_METHOD"),
+                path_of(environ),
+                status,
+            )
+            return self._internal_error(
+                environ, start_response, "the emulator failed: see service.log"
+            )
+        start_response(status, headers)
+        return chunks
+
+    def _internal_error(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], message: str
+    ) -> list[bytes]:
+        query = _is_query_request(environ)
+        body = (_query_error_body if query else _rest_error_body)("InternalError", message)
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _side(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not token_matches(environ.get(TOKEN_ENVIRON_KEY, ""), self.service.token):
+            log.warning("refused %s %s%s: no valid owner token", method, SIDE_PREFIX, name)
+            status, answer = (
+                403,
+                {
+                    "error": f"the local cloud's side endpoints need its owner's token "
+                    f"(header {SIDE_TOKEN_HEADER}, from {side_token_path(self.service.local)})"
+                },
+            )
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            try:
+                payload = json.loads(body) if body else {}
+                status, answer = self.service.side_request(method, name, payload)
+            except (ValueError, TypeError, KeyError) as exc:
+                status, answer = 400, {"error": str(exc)}
         data = json.dumps(answer).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(
+            status, "Error"
+        )
         start_response(
             f"{status} {reason}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
         )
         return [data]
+
+
+def path_of(environ: dict[str, Any]) -> str:
+    """The request's path and query, for the log."""
+    query = environ.get("QUERY_STRING") or ""
+    return environ.get("PATH_INFO", "") + (f"?{query[:200]}" if query else "")
 
 
 class LocalCloudService:
@@ -246,6 +357,7 @@ class LocalCloudService:
         self.boot_command = boot_command
         self.image_id = ""
         self.endpoint = ""
+        self.token = ""
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -272,7 +384,8 @@ class LocalCloudService:
                 "boot_command": _runner.boot_command,
             }
         if name == "status":
-            return 200, {**self.info(), **backend_status(self.region, self.local)}
+            with BACKEND_LOCK:
+                return 200, {**self.info(), **backend_status(self.region, self.local)}
         if name == "config" and method == "POST":
             if payload.get("boot_delay") is not None:
                 _runner.boot_delay = float(payload["boot_delay"])
@@ -283,7 +396,7 @@ class LocalCloudService:
                 _runner.boot_command = list(command)
             return 200, {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
         if name == "reset" and method == "POST":
-            with self._lock:
+            with self._lock, BACKEND_LOCK:
                 _runner.stop_all()
                 _runner.wipe()
                 reset_backends()
@@ -335,6 +448,7 @@ class LocalCloudService:
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
         thread.start()
+        self.token = write_side_token(self.local)  # before service.json: a client needs both
         self.publish()
         log.info("local cloud at %s (pid %s)", self.endpoint, os.getpid())
         while not self._stop.wait(0.2):

@@ -16,8 +16,6 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,12 +29,12 @@ from awsac_tui.local.common import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
     REGION,
-    SIDE_PREFIX,
     code_pythonpath,
     default_boot_command,
     kill_process_group,
     local_dir,
     pid_alive,
+    side_call,
     state_dir,
 )
 
@@ -135,17 +133,8 @@ def _read_service_file() -> LocalCloudInfo | None:
 def _side(
     endpoint: str, name: str, payload: dict[str, Any] | None = None, timeout: float = 5.0
 ) -> Any:
-    """Call a side endpoint of the server (loopback only, never through a proxy)."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        endpoint.rstrip("/") + SIDE_PREFIX + name,
-        data=data,
-        method="POST" if data is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=timeout) as response:
-        return json.loads(response.read())
+    """Call a side endpoint of the server with the owner's token (common.side_call)."""
+    return side_call(endpoint, name, payload, timeout=timeout)
 
 
 def _answers(info: LocalCloudInfo) -> bool:
