@@ -19,6 +19,8 @@ from awsac_tui.local.common import AVAILABILITY_ZONE
 READERS = 2
 WRITERS = 2
 SECONDS = 3.0  # bounded: each thread stops by itself
+MIN_CALLS = 5
+MAX_CALLS = 400
 
 
 def _fail_fast(local_cloud: Any) -> Any:
@@ -48,12 +50,17 @@ def test_concurrent_tag_writes_and_describes_all_answer_well_formed(local_cloud:
     ec2.create_tags(Resources=volumes, Tags=[{"Key": f"base{i}", "Value": "v"} for i in range(10)])
     errors: list[str] = []
     counts = {"reads": 0, "writes": 0}
+    clients = [_fail_fast(local_cloud) for _ in range(READERS + WRITERS)]
     deadline = time.monotonic() + SECONDS
 
+    def going(done: int) -> bool:
+        """Until the deadline, and at least MIN_CALLS calls each (a loaded machine is slow)."""
+        return done < MAX_CALLS and (time.monotonic() < deadline or done < MIN_CALLS)
+
     def writer(n: int) -> None:
-        client = _fail_fast(local_cloud)
+        client = clients[n]
         i = 0
-        while time.monotonic() < deadline:
+        while going(i):
             try:
                 client.create_tags(
                     Resources=volumes, Tags=[{"Key": f"w{n}-{i % 10}", "Value": "v"}]
@@ -64,9 +71,11 @@ def test_concurrent_tag_writes_and_describes_all_answer_well_formed(local_cloud:
                 errors.append(f"write: {type(exc).__name__}: {str(exc)[:200]}")
             i += 1
 
-    def reader() -> None:
-        client = _fail_fast(local_cloud)
-        while time.monotonic() < deadline:
+    def reader(n: int) -> None:
+        client = clients[WRITERS + n]
+        i = 0
+        while going(i):
+            i += 1
             try:
                 got = client.describe_volumes(VolumeIds=volumes[:5])["Volumes"]
                 assert len(got) == 5
@@ -75,7 +84,7 @@ def test_concurrent_tag_writes_and_describes_all_answer_well_formed(local_cloud:
                 errors.append(f"read: {type(exc).__name__}: {str(exc)[:200]}")
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    threads += [threading.Thread(target=reader) for _ in range(READERS)]
+    threads += [threading.Thread(target=reader, args=(n,)) for n in range(READERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
