@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filte
 from awsac_agent.status import JobRecord
 from awsac_agent.store import S3Store, SimpleDbStore
 from awsac_agent.userdata import UserData, build_userdata
+from polling import wait_for
 
 EVENTGEN = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
 
@@ -28,18 +28,6 @@ export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20
 @EXTRA@
 exec "${AWSAC_PYTHON:-python3}" awsac-processjobs.pyz "$@"
 """
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
-    """Poll ``condition`` until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_e2e_helpers import EVENTGEN, start_session, wait_for
+from agent_e2e_helpers import EVENTGEN, start_session
 from awsac_agent.status import FAILED, FINISHED, KILLED
+from polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 STORES = ["simpledb", "s3"]

@@ -7,12 +7,12 @@ import json
 import re
 import stat
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cloud_audit import leftovers_in
+from polling import poll, poll_text
 
 from .conftest import simpledb_select_works, write_example
 
@@ -24,19 +24,6 @@ PAPER_OBJECTS = sorted(
     + ["sessionarchive.tar.bz2"]
     + [f"stdouterr_job_{n}.tar.bz2" for n in range(1, 5)]
 )
-
-
-def poll(cli, sid: str, until, timeout: float = 180.0) -> dict[str, Any]:
-    """`check --json` until ``until(snapshot)`` holds (deadline ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rc, out, err = cli("check", sid, "--json")
-        assert rc in (0, 1), err
-        snap = json.loads(out)
-        if until(snap):
-            return snap
-        assert time.monotonic() < deadline, f"timed out; last snapshot {snap}"
-        time.sleep(0.5)
 
 
 def tagged(boto3_client, sid: str) -> tuple[list[str], list[str], list[str]]:
@@ -296,13 +283,7 @@ def test_a_running_instance_that_never_reports_is_silent(
         service.configure(local_cloud, boot_command=default_boot_command())
     sid = json.loads(out)["session_id"]
     poll(cli, sid, lambda s: [i["state"] for i in s["instances"]] == ["running"])
-    deadline = time.monotonic() + 60
-    while True:
-        rc, out, _ = cli("check", sid, "--boot-timeout", "1")
-        if "SILENT" in out:
-            break
-        assert time.monotonic() < deadline, out
-        time.sleep(0.5)
+    out = poll_text(cli, sid, "SILENT", 60, "--boot-timeout", "1")
     assert f"awsac console {sid} i-" in out  # the notice says where to look
     assert "===== Job 1 (status: pending) =====" in out
     rc, out, _ = cli("cleanup", sid, "--yes")

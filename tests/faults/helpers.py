@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from awsac_agent.status import TERMINAL
 from cloud_audit import Leftovers, leftovers_in
+from polling import check, poll, poll_text, wait_for  # noqa: F401 - the tests import them from here
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTGEN = ROOT / "examples" / "eventgen"
 BUCKET = "awsac-fault-tests"
-TERMINAL = {"finished", "failed", "killed", "lost"}
 
 # The session's own autorun: fast polling for tests (a user may ship their own in the same way).
 FAST_AUTORUN = """#!/bin/sh
@@ -65,36 +65,6 @@ def start(cli: Cli, job_dir: Path, *extra: str) -> str:
     rc, out, err = cli("start", str(job_dir / "session.toml"), "--yes", "--json", *extra)
     assert rc == 0, err
     return json.loads(out)["session_id"]
-
-
-def check(cli: Cli, sid: str, *extra: str) -> dict[str, Any]:
-    rc, out, err = cli("check", sid, "--json", *extra)
-    assert rc in (0, 1), err
-    return json.loads(out)
-
-
-def poll(
-    cli: Cli, sid: str, until: Callable[[dict[str, Any]], Any], timeout: float = 120.0, *extra: str
-) -> dict[str, Any]:
-    """``check --json`` until ``until(snapshot)`` holds (deadline ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        snap = check(cli, sid, *extra)
-        if until(snap):
-            return snap
-        assert time.monotonic() < deadline, f"timed out; last snapshot {json.dumps(snap)[:3000]}"
-        time.sleep(0.5)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
-    """Poll ``condition`` until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(every)
 
 
 def statuses(snap: dict[str, Any]) -> list[str]:

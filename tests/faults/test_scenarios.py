@@ -17,6 +17,7 @@ from .helpers import (
     check,
     console,
     poll,
+    poll_text,
     start,
     statuses,
     tar_member,
@@ -170,17 +171,6 @@ def test_silent_instance_is_flagged_then_swept_at_the_lease(
     poll_text(cli, sid, "outlived the session lease", 60)
     snap = audit(cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2"})
     assert statuses(snap) == ["lost"]
-
-
-def poll_text(cli, sid: str, text: str, timeout: float, *extra: str) -> str:
-    """``awsac check`` (text) until its output contains ``text``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rc, out, err = cli("check", sid, *extra)
-        if text in out:
-            return out
-        assert time.monotonic() < deadline, f"no {text!r} in: {out}{err}"
-        time.sleep(0.5)
 
 
 def test_keep_instance_on_failure_then_terminates(cli, session_dir, boto3_client) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from awsac_agent.sessionid import session_tag_filter
 
-from .helpers import BUCKET, ROOT, audit, console, make_session, start
+from .helpers import BUCKET, ROOT, audit, console, make_session, start, wait_for
 
 FAKE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 FAKE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -131,7 +131,6 @@ def test_no_secret_in_any_object_record_console_or_screenshot(
 def test_imdsv2_required_by_the_local_metadata_endpoint(local_cloud: Any, boto3_client) -> None:
     """Without a token the local instance metadata refuses, as EC2 with HttpTokens=required."""
     import json
-    import time
     import urllib.error
     import urllib.request
 
@@ -147,10 +146,7 @@ def test_imdsv2_required_by_the_local_metadata_endpoint(local_cloud: Any, boto3_
     try:
         assert resp["Instances"][0]["MetadataOptions"]["HttpTokens"] == "required"
         record = Path(local_cloud.state_dir) / "local" / "instances" / iid / "instance.json"
-        deadline = time.monotonic() + 20
-        while not record.exists():
-            assert time.monotonic() < deadline, "the instance never booted"
-            time.sleep(0.2)
+        wait_for(record.exists, 20, "the instance to boot")
         imds = json.loads(record.read_text())["imds_endpoint"].rstrip("/")
         with pytest.raises(urllib.error.HTTPError) as no_token:
             urllib.request.urlopen(f"{imds}/latest/meta-data/instance-id", timeout=5)

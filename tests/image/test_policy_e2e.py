@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import awscalls
 import policycheck
 import pytest
+from polling import wait_for
 
 from .helpers import IAM, ROOT
 
@@ -66,6 +66,12 @@ def _job_dir(dest: Path, info: Any, snapshot: str, store: str) -> Path:
     return dest
 
 
+def _ended(snap: dict[str, Any]) -> dict[str, Any] | None:
+    """The snapshot once every instance of the session has terminated, else None."""
+    instances = snap["instances"]
+    return snap if instances and all(i["state"] == "terminated" for i in instances) else None
+
+
 def test_policies_match_the_calls_of_a_session(
     recorded_cloud: tuple[Any, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,13 +95,12 @@ def test_policies_match_the_calls_of_a_session(
         job = _job_dir(tmp_path / f"eventgen-{store}", info, snapshot, store)
         started = run("start", str(job / "session.toml"), "--yes", "--json")
         sid = json.loads(started)["session_id"]
-        deadline = time.monotonic() + 240
-        while True:
-            snap = json.loads(run("check", sid, "--json"))
-            if snap["instances"] and all(i["state"] == "terminated" for i in snap["instances"]):
-                break
-            assert time.monotonic() < deadline, f"session did not end: {snap}"
-            time.sleep(0.5)
+        snap = wait_for(
+            lambda sid=sid: _ended(json.loads(run("check", sid, "--json"))),
+            240,
+            f"session {sid} to end",
+            every=0.3,
+        )
         assert [j["status"] for j in snap["jobs"]] == ["finished"] * 4
         outdir = tmp_path / f"results-{store}"
         outdir.mkdir()

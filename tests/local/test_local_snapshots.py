@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from localcloud_helpers import wait_for
+from polling import wait_for
 
 from awsac_tui.local import service
 

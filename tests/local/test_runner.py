@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localcloud_helpers import wait_for
+from polling import wait_for
 
 from awsac_tui.local import service
 from awsac_tui.local.common import pid_alive

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localcloud_helpers import wait_for
+from polling import wait_for
 
 from awsac_tui.local import service
 from awsac_tui.local.common import instance_environment, passes_to_instance, pid_alive

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from localcloud_helpers import wait_for
+from polling import wait_for
 
 from awsac_tui.local import cli, service
 from awsac_tui.local.common import pid_alive

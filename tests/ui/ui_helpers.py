@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from polling import wait_for_async
 from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
@@ -17,15 +17,16 @@ EVENTGEN = ROOT / "examples" / "eventgen"
 
 async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notes = [n.message for n in pilot.app._notifications]
-            raise AssertionError(
-                f"condition not reached within {timeout} s; screen {pilot.app.screen!r}; "
-                f"notifications: {notes}"
-            )
-        await pilot.pause(0.01)
+    await wait_for_async(
+        condition,
+        lambda: pilot.pause(0.01),
+        timeout,
+        "the app",
+        lambda: (
+            f"screen {pilot.app.screen!r}; "
+            f"notifications: {[n.message for n in pilot.app._notifications]}"
+        ),
+    )
 
 
 def screen_text(app: App) -> str:
