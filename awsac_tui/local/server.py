@@ -19,10 +19,12 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+from awsac_tui.local import simpledb
 from awsac_tui.local.common import (
     ACCOUNT_ID,
     BACKEND_LOCK,
@@ -260,7 +262,26 @@ class LocalCloudApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith(SIDE_PREFIX):
             return self._side(environ, start_response, path[len(SIDE_PREFIX) :])
+        params = simpledb.request_params(environ)
+        if params is not None:
+            return self._simpledb(environ, start_response, params)
         return self._moto(environ, start_response)
+
+    def _simpledb(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], params: dict[str, str]
+    ) -> list[bytes]:
+        """SimpleDB's Query API, GET or POST (moto would send a GET to S3)."""
+        try:
+            with BACKEND_LOCK:
+                status, body = simpledb.handle(params)
+        except Exception as exc:
+            log.exception("SimpleDB %s failed inside the emulator", params.get("Action"))
+            return self._internal_error(environ, start_response, f"{type(exc).__name__}: {exc}")
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         answer: dict[str, Any] = {}
@@ -417,8 +438,6 @@ class LocalCloudService:
         )
         from werkzeug.serving import make_server
 
-        from awsac_tui.local import simpledb
-
         class QuietHandler(MotoRequestHandler):
             def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
                 pass
@@ -427,7 +446,6 @@ class LocalCloudService:
         # SimpleDB errors that botocore's model does not list (ConditionalCheckFailed, ...)
         warnings.filterwarnings("ignore", message=r".*does not match an error shape")
         install_ec2_patches()
-        simpledb.install()
         started = time.monotonic()
         self.image_id = prepare_backends(self.region)
         log.info("default images loaded in %.1f s", time.monotonic() - started)

@@ -1,6 +1,9 @@
-"""SimpleDB completed for the local cloud: select, conditional puts, deletes, batches, metadata.
+"""SimpleDB for the local cloud: its Query API as AWS documents it, on moto's SimpleDB backend.
 
-moto 5.2.5 lacks these; ``install()`` patches its sdb backend and responses inside the server process.
+moto 5.2.5 lacks select, conditional puts and deletes, batches and metadata, reads numbered
+parameters only from 1 without gaps, routes GET requests to S3 and answers raw control characters.
+The server hands every request of API version 2009-04-15 (GET or POST) to ``handle``; moto keeps
+the data (``sdb_backends``), this module parses, checks, evaluates and answers.
 """
 
 from __future__ import annotations
@@ -8,15 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import re
-import threading
 import time
-from collections.abc import Callable
+import urllib.parse
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from moto.core.exceptions import ServiceException
+
+from awsac_tui.local.common import ACCOUNT_ID, REGION
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 2500
@@ -25,8 +31,9 @@ MAX_BATCH_ITEMS = 25
 MAX_ATTRIBUTES_PER_CALL = 256
 MAX_VALUE_BYTES = 1024
 BOX_USAGE = 0.0000219907
-
-_lock = threading.RLock()
+MAX_DOMAINS_PER_PAGE = 100
+API_VERSION = "2009-04-15"
+XMLNS = "http://sdb.amazonaws.com/doc/2009-04-15/"
 
 
 # ---- errors (codes as SimpleDB documents them) --------------------------------------------------
@@ -34,6 +41,7 @@ _lock = threading.RLock()
 
 class SimpleDBError(ServiceException):
     box_usage = BOX_USAGE
+    status = 400  # the HTTP status SimpleDB answers this error with (API Error Codes table)
 
 
 class InvalidQueryExpression(SimpleDBError):
@@ -51,10 +59,12 @@ class InvalidNextToken(SimpleDBError):
 
 class ConditionalCheckFailed(SimpleDBError):
     code = "ConditionalCheckFailed"
+    status = 409
 
 
 class AttributeDoesNotExist(SimpleDBError):
     code = "AttributeDoesNotExist"
+    status = 404
 
 
 class MissingParameter(SimpleDBError):
@@ -65,14 +75,26 @@ class InvalidParameterValue(SimpleDBError):
     code = "InvalidParameterValue"
 
 
+class IncompleteExpectedExpression(SimpleDBError):
+    code = "IncompleteExpectedExpression"
+    message = "If Expected.Exists=true or unspecified, then Expected.Value has to be specified"
+
+
+class ExistsAndExpectedValue(SimpleDBError):
+    code = "ExistsAndExpectedValue"
+    message = "Expected.Exists=false and Expected.Value cannot be specified together"
+
+
 class NumberSubmittedItemsExceeded(SimpleDBError):
     code = "NumberSubmittedItemsExceeded"
     message = "Too many items in a single call. Up to 25 items per call allowed."
+    status = 409
 
 
 class NumberSubmittedAttributesExceeded(SimpleDBError):
     code = "NumberSubmittedAttributesExceeded"
     message = "Too many attributes for this item. Up to 256 attributes per call allowed."
+    status = 409
 
 
 class DuplicateItemName(SimpleDBError):
@@ -81,31 +103,41 @@ class DuplicateItemName(SimpleDBError):
 
 class MultiValuedAttribute(SimpleDBError):
     code = "MultiValuedAttribute"
+    status = 409
+
+
+class InvalidAction(SimpleDBError):
+    code = "InvalidAction"
+
+
+class NoSuchDomain(SimpleDBError):
+    code = "NoSuchDomain"
+    message = "The specified domain does not exist."
 
 
 # ---- the select language ------------------------------------------------------------------------
 
+# The reserved words of the Select Quoting Rules: an attribute or domain of one of these names must be
+# backtick-quoted. ``count`` and ``itemName`` are not among them (they are functions only before "(").
 KEYWORDS = {
-    "select",
+    "or",
+    "and",
+    "not",
     "from",
     "where",
-    "and",
-    "or",
-    "not",
+    "select",
     "like",
-    "in",
-    "between",
-    "is",
     "null",
-    "every",
+    "is",
     "order",
     "by",
     "asc",
     "desc",
-    "limit",
+    "in",
+    "between",
     "intersection",
-    "itemname",
-    "count",
+    "limit",
+    "every",
 }
 
 _TOKEN = re.compile(
@@ -165,7 +197,7 @@ class Predicate:
 
 @dataclass(frozen=True)
 class BoolOp:
-    op: str  # and, or, not
+    op: str  # and, or, not, intersection
     parts: tuple[Any, ...]
 
 
@@ -177,7 +209,7 @@ class Query:
     where: Any
     order_by: str | None  # attribute, or "" for itemName()
     descending: bool
-    limit: int
+    limit: int | None  # None: the default (100 items; no cap for count(*))
 
 
 class _Parser:
@@ -274,14 +306,18 @@ class _Parser:
             elif self.is_kw("desc"):
                 self.i += 1
                 descending = True
-        limit = DEFAULT_LIMIT
+        limit: int | None = None
         if self.is_kw("limit"):
             self.i += 1
             token = self.expect("num")
             limit = int(token.text)
-            if not 1 <= limit <= MAX_LIMIT:
+            # "The default result limit of 100 and maximum result limit of 2500 do not apply to
+            # count(*)" (SimpleDB Developer Guide, Count)
+            top = None if output == "count" else MAX_LIMIT
+            if limit < 1 or (top is not None and limit > top):
                 raise InvalidQueryExpression(
-                    f"The limit {limit} is not valid: it must be between 1 and {MAX_LIMIT}."
+                    f"The limit {limit} is not valid: it must be between 1 and {MAX_LIMIT}"
+                    + (" (count(*) takes any positive limit)." if top else ".")
                 )
         if self.peek().kind != "end":
             raise self.fail(f"unexpected {self.peek().text!r}")
@@ -301,8 +337,16 @@ class _Parser:
         return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
 
     def and_expr(self) -> Any:
+        # intersection binds like and, but compares each side with the item on its own
+        parts = [self.and_only()]
+        while self.is_kw("intersection"):
+            self.i += 1
+            parts.append(self.and_only())
+        return parts[0] if len(parts) == 1 else BoolOp("intersection", tuple(parts))
+
+    def and_only(self) -> Any:
         parts = [self.not_expr()]
-        while self.is_kw("and") or self.is_kw("intersection"):
+        while self.is_kw("and"):
             self.i += 1
             parts.append(self.not_expr())
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
@@ -392,8 +436,17 @@ def parse_select(expression: str) -> Query:
 
 
 def _like(pattern: str) -> re.Pattern[str]:
-    parts = [re.escape(p) for p in pattern.split("%")]
-    return re.compile("^" + ".*".join(parts) + "$", re.DOTALL)
+    """``%`` matches any run of characters; a backslash makes the next character literal."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif char == "%":
+            out.append(".*")
+        else:
+            out.append(re.escape(char))
+    return re.compile("^" + "".join(out) + "$", re.DOTALL)
 
 
 def _test(op: str, value: str, operands: tuple[str, ...]) -> bool:
@@ -422,12 +475,46 @@ def _test(op: str, value: str, operands: tuple[str, ...]) -> bool:
     raise AssertionError(op)
 
 
+_MIXED = object()
+
+
+def _one_attribute(node: Any) -> Any:
+    """The attribute every comparison of ``node`` tests (_MIXED if several, every() or null)."""
+    if isinstance(node, Predicate):
+        if node.attribute is None or node.every or node.op in ("isnull", "isnotnull"):
+            return _MIXED
+        return node.attribute
+    if node.op == "intersection":
+        return _MIXED
+    found = {_one_attribute(part) for part in node.parts}
+    return found.pop() if len(found) == 1 else _MIXED
+
+
+def _value_matches(node: Any, value: str) -> bool:
+    if isinstance(node, Predicate):
+        return _test(node.op, value, node.operands)
+    if node.op == "and":
+        return all(_value_matches(p, value) for p in node.parts)
+    if node.op == "or":
+        return any(_value_matches(p, value) for p in node.parts)
+    return not _value_matches(node.parts[0], value)
+
+
 def matches(node: Any, name: str, attributes: dict[str, list[str]]) -> bool:
-    """Whether the item ``name`` with ``attributes`` satisfies the where-expression ``node``."""
+    """Whether the item ``name`` with ``attributes`` satisfies the where-expression ``node``.
+
+    As SimpleDB documents for multi-valued attributes, comparisons of one attribute joined by
+    ``and``/``or`` form one predicate, which one value must satisfy on its own: ``a = 'x' and
+    a = 'y'`` matches no item; ``a = 'x' intersection a = 'y'`` matches items having both.
+    """
     if node is None:
         return True
     if isinstance(node, BoolOp):
-        if node.op == "and":
+        if node.op in ("and", "or"):
+            attribute = _one_attribute(node)
+            if attribute is not _MIXED:
+                return any(_value_matches(node, v) for v in attributes.get(attribute, []))
+        if node.op in ("and", "intersection"):
             return all(matches(p, name, attributes) for p in node.parts)
         if node.op == "or":
             return any(matches(p, name, attributes) for p in node.parts)
@@ -461,27 +548,33 @@ def _item_dict(item: Any) -> dict[str, list[str]]:
 
 
 def _check_expected(domain: Any, item_name: str, expected: dict[str, Any] | None) -> None:
-    if not expected or not expected.get("Name"):
+    """Raise as SimpleDB does when the update condition ``expected`` does not hold."""
+    if not expected:
         return
-    name = expected["Name"]
+    name = expected.get("Name")
+    if not name:
+        raise MissingParameter("The request must contain the parameter Expected.Name.")
     exists = _as_bool(expected.get("Exists"), default=True)
     value = expected.get("Value")
+    if not exists and value is not None:
+        raise ExistsAndExpectedValue()
+    if exists and value is None:
+        raise IncompleteExpectedExpression()
     item = domain.items.get(item_name)
     current = _item_dict(item).get(name, []) if item is not None else []
     if not exists:
-        if value is not None:
-            raise InvalidParameterValue("Value and Exists=false cannot be used together.")
         if current:
             raise ConditionalCheckFailed(
                 f"Conditional check failed. Attribute ({name}) value exists."
             )
         return
-    if value is None:
-        raise MissingParameter("The request must contain the parameter Expected.Value.")
     if not current:
         raise AttributeDoesNotExist(f"Attribute ({name}) does not exist")
     if len(current) > 1:
-        raise MultiValuedAttribute(f"Attribute ({name}) is multi-valued.")
+        raise MultiValuedAttribute(
+            f"Attribute ({name}) is multi-valued. Conditional check can only be performed on "
+            "a single-valued attribute"
+        )
     if current[0] != value:
         raise ConditionalCheckFailed(
             f"Conditional check failed. Attribute ({name}) value is ({current[0]}) "
@@ -566,17 +659,25 @@ def run_select(backend: Any, expression: str, next_token: str | None) -> dict[st
     """Evaluate a select against ``backend``: {"Items": [...], "NextToken": ...}."""
     query = parse_select(expression)
     domain = backend._get_domain(query.domain)
-    offset = _offset_from(expression, next_token)
+    # a next token is bound to the domain, where and order by (not the output list or limit): the
+    # tokens of count(*) and of select are interchangeable, as SimpleDB documents
+    paging_key = repr((query.domain, query.where, query.order_by, query.descending))
+    offset = _offset_from(paging_key, next_token)
     rows = [
         (name, attrs)
         for name, attrs in ((n, _item_dict(i)) for n, i in list(domain.items.items()))
         if attrs and matches(query.where, name, attrs)
     ]
     if query.output == "count":
-        count = len(rows)
-        return {
+        left = max(0, len(rows) - offset)
+        count = left if query.limit is None else min(query.limit, left)
+        result: dict[str, Any] = {
             "Items": [{"Name": "Domain", "Attributes": [{"Name": "Count", "Value": str(count)}]}]
         }
+        if offset + count < len(rows):
+            result["NextToken"] = _token_for(paging_key, offset + count)
+        return result
+    limit = DEFAULT_LIMIT if query.limit is None else query.limit
     if query.order_by is not None:
         if query.order_by == "":
             rows.sort(key=lambda r: r[0], reverse=query.descending)
@@ -590,7 +691,7 @@ def run_select(backend: Any, expression: str, next_token: str | None) -> dict[st
     size = 0
     position = offset
     for name, attrs in rows[offset:]:
-        if len(items) >= query.limit:
+        if len(items) >= limit:
             break
         if query.output == "*":
             chosen = attrs
@@ -607,9 +708,9 @@ def run_select(backend: Any, expression: str, next_token: str | None) -> dict[st
         size += item_size
         items.append({"Name": name, "Attributes": pairs})
         position += 1
-    result: dict[str, Any] = {"Items": items}
+    result = {"Items": items}
     if position < len(rows):
-        result["NextToken"] = _token_for(expression, position)
+        result["NextToken"] = _token_for(paging_key, position)
     return result
 
 
@@ -636,161 +737,310 @@ def domain_metadata(backend: Any, domain_name: str) -> dict[str, Any]:
     }
 
 
-# ---- installing the patches ----------------------------------------------------------------------
+# ---- the Query API -------------------------------------------------------------------------------
 
 
-def install() -> None:
-    """Patch moto's SimpleDB backend and responses in this process."""
-    from moto.core.responses import ActionResult, EmptyResult
-    from moto.sdb.models import FakeDomain, SimpleDBBackend
-    from moto.sdb.responses import SimpleDBResponse
+def request_params(environ: dict[str, Any]) -> dict[str, str] | None:
+    """The parameters of a SimpleDB Query request (GET query string and/or POST form), else None.
 
-    def create_domain(self: Any, domain_name: str) -> None:
-        self._validate_domain_name(domain_name)
-        with _lock:
-            if domain_name not in self.domains:
-                self.domains[domain_name] = FakeDomain(name=domain_name)
+    SimpleDB is recognised by its API version, as AWS's endpoint would by its host name. The body
+    of a form POST is read and put back, so that a request that is not SimpleDB's reaches moto whole.
+    """
+    query = environ.get("QUERY_STRING") or ""
+    params: dict[str, str] = {}
+    if API_VERSION in query:
+        params.update(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    content_type = environ.get("CONTENT_TYPE") or ""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length and content_type.startswith("application/x-www-form-urlencoded"):
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        if API_VERSION.encode() in body:
+            params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    if params.get("Version") == API_VERSION and params.get("Action"):
+        return params
+    return None
 
-    def get_attributes(
-        self: Any, domain_name: str, item_name: str, attribute_names: list[str] | None
-    ) -> list[dict[str, Any]]:
-        self._validate_domain_name(domain_name)
-        with _lock:
-            domain = self._get_domain(domain_name)
-            item = domain.items.get(item_name)
-            if item is None:
-                return []
-            return [
-                a for a in item.attributes if not attribute_names or a["Name"] in attribute_names
-            ]
 
-    def put_attributes(
-        self: Any,
-        domain_name: str,
-        item_name: str,
-        attributes: list[dict[str, Any]],
-        expected: dict[str, Any] | None = None,
-    ) -> None:
-        self._validate_domain_name(domain_name)
-        attributes = attributes or []
-        _validate_attributes(attributes)
-        with _lock:
-            domain = self._get_domain(domain_name)
-            _check_expected(domain, item_name, expected)
-            _put(domain, item_name, attributes)
+def numbered(params: dict[str, str], prefix: str) -> list[dict[str, str]]:
+    """``prefix.N.rest`` parameters grouped by N in numeric order (any start, gaps allowed).
 
-    def delete_attributes(
-        self: Any,
-        domain_name: str,
-        item_name: str,
-        attributes: list[dict[str, Any]] | None,
-        expected: dict[str, Any] | None = None,
-    ) -> None:
-        self._validate_domain_name(domain_name)
-        with _lock:
-            domain = self._get_domain(domain_name)
-            _check_expected(domain, item_name, expected)
-            _delete(domain, item_name, attributes)
+    Older SDKs count from 0, botocore from 1; AWS takes any numbering. A parameter without a rest
+    (``AttributeName.N``) is under the key "".
+    """
+    groups: dict[int, dict[str, str]] = {}
+    head = prefix + "."
+    for key, value in params.items():
+        if not key.startswith(head):
+            continue
+        index, _, rest = key[len(head) :].partition(".")
+        if index.isdigit():
+            groups.setdefault(int(index), {})[rest] = value
+    return [groups[i] for i in sorted(groups)]
 
-    def _batch(items: list[dict[str, Any]]) -> None:
-        if len(items) > MAX_BATCH_ITEMS:
-            raise NumberSubmittedItemsExceeded()
-        seen: set[str] = set()
-        for item in items:
-            if not item.get("Name"):
-                raise MissingParameter("The request must contain the parameter ItemName.")
-            if item["Name"] in seen:
-                raise DuplicateItemName(f"Item {item['Name']} was specified more than once.")
-            seen.add(item["Name"])
 
-    def batch_put_attributes(self: Any, domain_name: str, items: list[dict[str, Any]]) -> None:
-        self._validate_domain_name(domain_name)
-        items = items or []
-        _batch(items)
-        for item in items:
-            _validate_attributes(item.get("Attributes") or [])
-        with _lock:
-            domain = self._get_domain(domain_name)
-            for item in items:
-                _put(domain, item["Name"], item.get("Attributes") or [])
-
-    def batch_delete_attributes(self: Any, domain_name: str, items: list[dict[str, Any]]) -> None:
-        self._validate_domain_name(domain_name)
-        items = items or []
-        _batch(items)
-        with _lock:
-            domain = self._get_domain(domain_name)
-            for item in items:
-                _delete(domain, item["Name"], item.get("Attributes"))
-
-    def select(self: Any, expression: str, next_token: str | None) -> dict[str, Any]:
-        with _lock:
-            return run_select(self, expression, next_token)
-
-    def metadata(self: Any, domain_name: str) -> dict[str, Any]:
-        self._validate_domain_name(domain_name)
-        with _lock:
-            return domain_metadata(self, domain_name)
-
-    patches: dict[str, Callable[..., Any]] = {
-        "create_domain": create_domain,
-        "get_attributes": get_attributes,
-        "put_attributes": put_attributes,
-        "delete_attributes": delete_attributes,
-        "batch_put_attributes": batch_put_attributes,
-        "batch_delete_attributes": batch_delete_attributes,
-        "select": select,
-        "domain_metadata": metadata,
+def _expected(params: dict[str, str]) -> dict[str, str] | None:
+    """The update condition: ``Expected.Name`` (botocore) or ``Expected.N.Name`` (the docs)."""
+    plain = {
+        k[len("Expected.") :]: v
+        for k, v in params.items()
+        if k.count(".") == 1 and k.startswith("Expected.")
     }
-    for name, function in patches.items():
-        setattr(SimpleDBBackend, name, function)
+    if plain:
+        return plain
+    groups = numbered(params, "Expected")
+    return groups[0] if groups else None
 
-    def r_put_attributes(self: Any) -> Any:
-        self.sdb_backend.put_attributes(
-            domain_name=self._get_param("DomainName"),
-            item_name=self._get_param("ItemName"),
-            attributes=self._get_param("Attributes"),
-            expected=self._get_param("Expected"),
+
+def _attributes(group: dict[str, str], *, need_value: bool) -> list[dict[str, Any]]:
+    attributes = []
+    for attr in numbered(group, "Attribute"):
+        name = attr.get("Name")
+        if name is None:
+            raise MissingParameter("The request must contain the parameter Attribute.Name.")
+        if need_value and attr.get("Value") is None:
+            raise MissingParameter(f"Attribute.Value missing for Attribute.Name='{name}'.")
+        one: dict[str, Any] = {"Name": name, "Value": attr.get("Value")}
+        if "Replace" in attr:
+            one["Replace"] = attr["Replace"]
+        attributes.append(one)
+    return attributes
+
+
+def _backend() -> Any:
+    from moto.sdb.models import sdb_backends
+
+    return sdb_backends[ACCOUNT_ID][REGION]
+
+
+_DOMAIN_NAME = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
+
+
+def _domain_name(params: dict[str, str]) -> str:
+    name = params.get("DomainName")
+    if name is None:
+        raise MissingParameter("The request must contain the parameter DomainName.")
+    if not _DOMAIN_NAME.match(name):
+        raise InvalidParameterValue(f"Value ({name}) for parameter DomainName is invalid.")
+    return name
+
+
+def _domain(params: dict[str, str]) -> Any:
+    name = _domain_name(params)
+    domain = _backend().domains.get(name)
+    if domain is None:
+        raise NoSuchDomain()
+    return domain
+
+
+def _item_name(value: str | None, parameter: str = "ItemName") -> str:
+    if not value:
+        raise MissingParameter(f"The request must contain the parameter {parameter}.")
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise InvalidParameterValue(
+            f"Value ({value[:20]}...) for parameter {parameter} is invalid. "
+            f"Value exceeds maximum length of {MAX_VALUE_BYTES}."
         )
-        return EmptyResult()
+    return value
 
-    def r_delete_attributes(self: Any) -> Any:
-        self.sdb_backend.delete_attributes(
-            domain_name=self._get_param("DomainName"),
-            item_name=self._get_param("ItemName"),
-            attributes=self._get_param("Attributes"),
-            expected=self._get_param("Expected"),
+
+def _batch_items(params: dict[str, str], *, need_value: bool) -> list[dict[str, Any]]:
+    items = []
+    seen: set[str] = set()
+    groups = numbered(params, "Item")
+    if len(groups) > MAX_BATCH_ITEMS:
+        raise NumberSubmittedItemsExceeded()
+    for group in groups:
+        name = _item_name(group.get("ItemName"), "Item.ItemName")
+        if name in seen:
+            raise DuplicateItemName(f"Item {name} was specified more than once.")
+        seen.add(name)
+        items.append({"Name": name, "Attributes": _attributes(group, need_value=need_value)})
+    return items
+
+
+# ---- answers ---------------------------------------------------------------------------------------
+
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+def _text(tag: str, value: str) -> str:
+    """``<tag>value</tag>``; base64 with encoding="base64" when XML 1.0 cannot carry the value."""
+    if _XML_INVALID.search(value):
+        encoded = base64.b64encode(value.encode("utf-8", "surrogatepass")).decode()
+        return f'<{tag} encoding="base64">{encoded}</{tag}>'
+    return f"<{tag}>{_escape(value)}</{tag}>"
+
+
+def _attribute_xml(attributes: list[dict[str, Any]]) -> str:
+    return "".join(
+        f"<Attribute>{_text('Name', a['Name'])}{_text('Value', a['Value'])}</Attribute>"
+        for a in attributes
+    )
+
+
+def _answer(action: str, result: str | None) -> bytes:
+    inner = f"<{action}Result>{result}</{action}Result>" if result is not None else ""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{XMLNS}">{inner}'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+        f"<BoxUsage>{BOX_USAGE:.10f}</BoxUsage></ResponseMetadata></{action}Response>"
+    ).encode()
+
+
+def error_body(code: str, message: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+        f"<Code>{_escape(code)}</Code><Message>{_escape(message)}</Message>"
+        f"<BoxUsage>{BOX_USAGE:.10f}</BoxUsage></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+
+
+# ---- the actions -----------------------------------------------------------------------------------
+
+
+def _create_domain(params: dict[str, str]) -> str | None:
+    from moto.sdb.models import FakeDomain
+
+    name = _domain_name(params)
+    backend = _backend()
+    if name not in backend.domains:
+        backend.domains[name] = FakeDomain(name=name)
+    return None
+
+
+def _delete_domain(params: dict[str, str]) -> str | None:
+    _backend().domains.pop(_domain_name(params), None)
+    return None
+
+
+def _list_domains(params: dict[str, str]) -> str | None:
+    raw = params.get("MaxNumberOfDomains")
+    try:
+        most = MAX_DOMAINS_PER_PAGE if raw is None else int(raw)
+    except ValueError:
+        most = 0
+    if not 1 <= most <= MAX_DOMAINS_PER_PAGE:
+        raise InvalidParameterValue(
+            f"Value ({raw}) for parameter MaxNumberOfDomains is invalid. "
+            f"MaxNumberOfDomains must be between 1 and {MAX_DOMAINS_PER_PAGE}."
         )
-        return EmptyResult()
+    names = sorted(_backend().domains)
+    start = 0
+    token = params.get("NextToken")
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidNextToken() from exc
+        start = next((i for i, n in enumerate(names) if n > after), len(names))
+    page = names[start : start + most]
+    out = "".join(_text("DomainName", n) for n in page)
+    if start + most < len(names):
+        out += f"<NextToken>{base64.urlsafe_b64encode(page[-1].encode()).decode()}</NextToken>"
+    return out
 
-    def r_batch_put_attributes(self: Any) -> Any:
-        self.sdb_backend.batch_put_attributes(
-            domain_name=self._get_param("DomainName"), items=self._get_param("Items")
-        )
-        return EmptyResult()
 
-    def r_batch_delete_attributes(self: Any) -> Any:
-        self.sdb_backend.batch_delete_attributes(
-            domain_name=self._get_param("DomainName"), items=self._get_param("Items")
-        )
-        return EmptyResult()
+def _domain_metadata(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    data = domain_metadata(_backend(), domain.name)
+    return "".join(f"<{k}>{v}</{k}>" for k, v in data.items())
 
-    def r_select(self: Any) -> Any:
-        expression = self._get_param("SelectExpression")
-        if not expression:
-            raise MissingParameter("The request must contain the parameter SelectExpression.")
-        return ActionResult(self.sdb_backend.select(expression, self._get_param("NextToken")))
 
-    def r_domain_metadata(self: Any) -> Any:
-        return ActionResult(self.sdb_backend.domain_metadata(self._get_param("DomainName")))
+def _put_attributes(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    item_name = _item_name(params.get("ItemName"))
+    attributes = _attributes(params, need_value=True)
+    _validate_attributes(attributes)
+    _check_expected(domain, item_name, _expected(params))
+    _put(domain, item_name, attributes)
+    return None
 
-    responses: dict[str, Callable[..., Any]] = {
-        "put_attributes": r_put_attributes,
-        "delete_attributes": r_delete_attributes,
-        "batch_put_attributes": r_batch_put_attributes,
-        "batch_delete_attributes": r_batch_delete_attributes,
-        "select": r_select,
-        "domain_metadata": r_domain_metadata,
-    }
-    for name, function in responses.items():
-        setattr(SimpleDBResponse, name, function)
+
+def _get_attributes(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    item_name = _item_name(params.get("ItemName"))
+    wanted = {g[""] for g in numbered(params, "AttributeName") if "" in g}
+    item = domain.items.get(item_name)
+    found = (
+        [] if item is None else [a for a in item.attributes if not wanted or a["Name"] in wanted]
+    )
+    return _attribute_xml(found)
+
+
+def _delete_attributes(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    item_name = _item_name(params.get("ItemName"))
+    attributes = _attributes(params, need_value=False)
+    _check_expected(domain, item_name, _expected(params))
+    _delete(domain, item_name, attributes or None)
+    return None
+
+
+def _batch_put_attributes(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    items = _batch_items(params, need_value=True)
+    for item in items:
+        _validate_attributes(item["Attributes"])
+    for item in items:
+        _put(domain, item["Name"], item["Attributes"])
+    return None
+
+
+def _batch_delete_attributes(params: dict[str, str]) -> str | None:
+    domain = _domain(params)
+    for item in _batch_items(params, need_value=False):
+        _delete(domain, item["Name"], item["Attributes"] or None)
+    return None
+
+
+def _select(params: dict[str, str]) -> str | None:
+    expression = params.get("SelectExpression")
+    if not expression:
+        raise MissingParameter("The request must contain the parameter SelectExpression.")
+    query = parse_select(expression)
+    if query.domain not in _backend().domains:
+        raise NoSuchDomain()
+    result = run_select(_backend(), expression, params.get("NextToken"))
+    out = "".join(
+        f"<Item>{_text('Name', item['Name'])}{_attribute_xml(item['Attributes'])}</Item>"
+        for item in result["Items"]
+    )
+    if result.get("NextToken"):
+        out += f"<NextToken>{result['NextToken']}</NextToken>"
+    return out
+
+
+ACTIONS = {
+    "CreateDomain": _create_domain,
+    "DeleteDomain": _delete_domain,
+    "ListDomains": _list_domains,
+    "DomainMetadata": _domain_metadata,
+    "PutAttributes": _put_attributes,
+    "GetAttributes": _get_attributes,
+    "DeleteAttributes": _delete_attributes,
+    "BatchPutAttributes": _batch_put_attributes,
+    "BatchDeleteAttributes": _batch_delete_attributes,
+    "Select": _select,
+}
+
+
+def handle(params: dict[str, str]) -> tuple[int, bytes]:
+    """Run one SimpleDB request (the caller holds the backend lock): (HTTP status, XML body)."""
+    action = params.get("Action", "")
+    run = ACTIONS.get(action)
+    try:
+        if run is None:
+            raise InvalidAction(f"The action {action} is not valid for this web service.")
+        return 200, _answer(action, run(params))
+    except SimpleDBError as exc:
+        return exc.status, error_body(exc.code, exc.message)
+    except ServiceException as exc:  # moto's own (InvalidParameterValue, NoSuchDomain)
+        return 400, error_body(exc.code, exc.message)
