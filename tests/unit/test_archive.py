@@ -428,3 +428,125 @@ def test_formats_and_archive_run_on_python39(job_dir: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("(3, 9) ")
     assert (tmp_path / "x" / "sub" / "other.sh").read_text() == "echo other\n"
+
+
+# ---------------------------------------------------------------- names, credentials, log bundles
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("/tmp/x", "absolute path"),
+        ("C:/x", "absolute path"),
+        ("a/../../x", "contains '..'"),
+        ("..", "contains '..'"),
+        ("a//b", "empty path segment"),
+        ("a/./b", "'.' path segment"),
+        ("a\\b", "backslash"),
+        ("", "names no file"),
+        ("a\0b", "NUL"),
+    ],
+)
+def test_safe_relpath_refuses(name: str, why: str) -> None:
+    rel, reason = arch.safe_relpath(name)
+    assert rel is None and why in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "rel"), [("a/b.txt", "a/b.txt"), ("./jobs.cfg", "jobs.cfg"), ("dir/", "dir")]
+)
+def test_safe_relpath_keeps(name: str, rel: str) -> None:
+    assert arch.safe_relpath(name) == (rel, None)
+
+
+def test_member_under_a_link_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.tar.bz2"
+    with tarfile.open(path, "w:bz2") as tar:
+        link = tarfile.TarInfo("lib")
+        link.type, link.linkname = tarfile.SYMTYPE, "sub"
+        tar.addfile(link)
+        f = tarfile.TarInfo("lib/x.txt")
+        f.size = 1
+        tar.addfile(f, io.BytesIO(b"x"))
+    with pytest.raises(ArchiveError, match="member 'lib/x.txt' lies under the link 'lib'"):
+        safe_extract(path, tmp_path / "d")
+    with pytest.raises(ArchiveError, match="lies under the link"):
+        check_archive(path)
+
+
+def test_credential_files_are_refused_and_named(job_dir: Path, tmp_path: Path) -> None:
+    (job_dir / ".ssh").mkdir()
+    (job_dir / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (job_dir / ".aws").mkdir()
+    (job_dir / ".aws" / "credentials").write_text("[default]\n")
+    (job_dir / "server.pem").write_text("x")
+    (job_dir / ".env").write_text("A=1\n")
+    (job_dir / ".netrc").write_text("machine x\n")
+    (job_dir / "id_ed25519").write_text("k")
+    out = tmp_path / "a.tar.bz2"
+    with pytest.raises(ArchiveError) as exc:
+        build_archive(job_dir, out)
+    text = str(exc.value)
+    for rel in (".ssh/id_rsa", ".aws/credentials", "server.pem", ".env", ".netrc", "id_ed25519"):
+        assert f"{job_dir}/{rel}: looks like a credential file" in text, rel
+    assert "include = [" in text
+    assert not out.exists()
+    included = [".ssh", ".aws/credentials", "*.pem", ".env", ".netrc", "id_ed25519"]
+    report = build_archive(job_dir, out, include=included)
+    assert ".ssh/id_rsa" in report.files and "server.pem" in report.files
+
+
+def test_prebuilt_archive_with_a_key_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "in.tar.bz2"
+    with tarfile.open(src, "w:bz2") as tar:
+        for name in ("jobs.cfg", ".ssh/id_rsa"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ArchiveError, match=r"in.tar.bz2/.ssh/id_rsa: looks like a credential"):
+        add_agent_files(src, tmp_path / "out.tar.bz2")
+    assert add_agent_files(src, tmp_path / "out.tar.bz2", include=[".ssh/id_rsa"])
+
+
+def test_prebuilt_archive_complete_is_copied_byte_for_byte(job_dir: Path, tmp_path: Path) -> None:
+    for name in SESSION_SIDE_FILES:
+        (job_dir / name).write_text("own\n")
+    src = build_archive(job_dir, tmp_path / "in.tar.bz2").path
+    seen: list[tuple[int, int]] = []
+    assert (
+        add_agent_files(src, tmp_path / "out.tar.bz2", progress=lambda d, t: seen.append((d, t)))
+        == []
+    )
+    assert (tmp_path / "out.tar.bz2").read_bytes() == src.read_bytes()
+    assert seen[-1] == (src.stat().st_size, src.stat().st_size)
+
+
+def test_build_reports_progress(job_dir: Path, tmp_path: Path) -> None:
+    (job_dir / "data.bin").write_bytes(os.urandom(300_000))
+    seen: list[tuple[int, int]] = []
+    build_archive(job_dir, tmp_path / "a.tar.bz2", progress=lambda d, t: seen.append((d, t)))
+    total = seen[0][1]
+    assert seen[0] == (0, total) and seen[-1] == (total, total) and total > 300_000
+    assert len(seen) > 3  # while it happens, not only at the end
+
+
+def test_bundle_log_redacts_streams_and_reads_back(tmp_path: Path) -> None:
+    src = tmp_path / "stdouterr_job_1.log"
+    lines = [f"event {i} ok\n" for i in range(50_000)]
+    lines.insert(10, "MY_DB_PASSWORD=hunter2\n")
+    lines.insert(20, "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecret\n-----END RSA PRIVATE KEY-----\n")
+    src.write_text("".join(lines))
+    dest = tmp_path / "stdouterr_job_1.tar.bz2"
+    said: list[str] = []
+    assert arch.bundle_log(src, dest, src.name, say=said.append) == 2
+    with tarfile.open(dest, "r|bz2") as tar:  # one bzip2 stream: stream readers work too
+        (member,) = list(tar)
+        assert member.name == src.name and member.mode == 0o644
+    with tarfile.open(dest) as tar:
+        text = tar.extractfile(src.name).read().decode()
+    assert "hunter2" not in text and "MIIEsecret" not in text
+    assert text.count("\n") == src.read_text().count("\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, dest.name])
+    assert arch.bundle_log(tmp_path / "missing.log", tmp_path / "m.tar.bz2", "x.log") == 0
+    with tarfile.open(tmp_path / "m.tar.bz2") as tar:
+        assert tar.getmember("x.log").size == 0
