@@ -6,6 +6,7 @@ Steps are logged with what they did and how long they took, in the paper's conso
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ class AgentLog:
         self.path = path
         self.stream = stream if stream is not None else sys.stdout
         self._file: Optional[IO[str]] = None
+        self._lock = threading.Lock()  # the worker logs from several threads
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "a", encoding="utf-8")
@@ -41,16 +43,19 @@ class AgentLog:
 
     def log(self, message: str) -> None:
         stamp = datetime.now(timezone.utc).strftime("%y-%m-%d %H:%M:%S")
-        for line in redact(str(message)).splitlines() or [""]:
-            out = f"{stamp} {line}\n"
+        out = "".join(f"{stamp} {line}\n" for line in redact(str(message)).splitlines() or [""])
+        with self._lock:
             try:
                 self.stream.write(out)
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
             if self._file is not None:
-                self._file.write(out)
-                self._file.flush()
+                try:
+                    self._file.write(out)
+                    self._file.flush()
+                except ValueError:  # closed (a thread logging after the end)
+                    pass
 
     def exception(self, message: str, exc: BaseException) -> None:
         """Log ``message`` and the traceback of ``exc`` (redacted like everything else)."""
@@ -73,6 +78,7 @@ class AgentLog:
         self.log(f"  {name}: done in {time.monotonic() - t0:.1f} s")
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

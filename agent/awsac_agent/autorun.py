@@ -19,7 +19,7 @@ from .archive import AUTORUN_SH, safe_extract
 from .aws import Clients
 from .errors import ArchiveError
 from .imds import Imds, ImdsError
-from .retry import describe, retry
+from .retry import describe
 from .userdata import MARKER, lease_grace, parse_userdata
 
 # The instance's work directory, shared with the worker (processjobs imports these names).
@@ -71,7 +71,7 @@ class Autorun:
     @property
     def clients(self) -> Clients:
         if self._clients is None:
-            self._clients = Clients(self.region)
+            self._clients = Clients(self.region, log=self.log)
         return self._clients
 
     def run(self) -> int:
@@ -122,11 +122,8 @@ class Autorun:
             archive = self.work / ud.archive_name
             key = s3layout.archive_key(ud.session_id, ud.archive_name)
             with log.step(f"getting the session archive s3://{ud.bucket}/{key}"):
-                retry(
-                    lambda: self.clients.s3.download_file(ud.bucket, key, str(archive)),
-                    f"download {key}",
-                    log,
-                )
+                # botocore retries each request; nothing retries on top of it
+                self.clients.s3.download_file(ud.bucket, key, str(archive))
                 log(
                     f"  downloaded {key} from bucket {ud.bucket} to {archive} "
                     f"({archive.stat().st_size} bytes)"
@@ -198,12 +195,7 @@ class Autorun:
         try:
             if self.region is None:
                 self.region = os.environ.get("AWS_DEFAULT_REGION") or self.imds.region()
-            retry(
-                lambda: self.clients.ec2.terminate_instances(InstanceIds=[iid]),
-                f"TerminateInstances {iid}",
-                log,
-                attempts=8,
-            )
+            self.clients.client("ec2", total=8).terminate_instances(InstanceIds=[iid])
         except Exception as exc:  # noqa: BLE001 - nothing left but to say so
             log(f"  TerminateInstances failed: {describe(exc)}")
 

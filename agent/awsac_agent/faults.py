@@ -5,8 +5,11 @@ is a comma-separated list of rules ``service:Operation[:key=value...][:ErrorCode
 only counts calls whose request URL or body contains TEXT (e.g. an S3 key part), ``skip=N`` lets
 the first N matching calls through, ``fail=N`` then fails the next N (default 1), ``status=NNN``
 sets the HTTP status (default 503 for ServiceUnavailable/SlowDown, 500 otherwise). Operation ``*``
-matches every operation of the service. The failure is raised as botocore raises a real one
-(a ClientError subclass), via a ``before-call`` event hook, so botocore's own retries do not hide it.
+matches every operation of the service. In the agent (boto3) the failure is an HTTP answer, given
+by a ``before-send`` hook in place of the server's: botocore parses it and retries it exactly as a
+real one, so each botocore attempt counts as one matching call (``fail=2`` is absorbed by a
+client allowed 4 attempts; ``for=30`` outlasts them). In the client (aiobotocore, ``asynchronous``)
+it is raised before the call by a ``before-call`` hook, once per call.
 
 More options: ``for=S`` fails every matching call during S seconds from the first one (after
 ``skip``) instead of counting; ``delay=S`` holds each chosen call S seconds first (without an error
@@ -129,6 +132,37 @@ class _FakeHttp:
         self.raw = None
 
 
+class _Body:
+    """The ``raw`` of a botocore AWSResponse: a body that streams once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self.data
+
+
+def _error_body(service_id: str, code: str, message: str) -> bytes:
+    """An error document in the service's own protocol (S3: REST-XML; EC2, SimpleDB: Query)."""
+    from xml.sax.saxutils import escape
+
+    inner = f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+    if service_id == "s3":
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{inner}</Error>'.encode()
+    return (
+        f'<?xml version="1.0"?>\n<Response><Errors><Error>{inner}</Error></Errors>'
+        "<RequestID>awsac-faults</RequestID></Response>"
+    ).encode()
+
+
+def _http_answer(service_id: str, url: str, rule: "FaultRule") -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    body = _error_body(service_id, rule.code, f"injected by {ENV}")
+    headers = {"Content-Type": "text/xml", "Content-Length": str(len(body))}
+    return AWSResponse(url, rule.status, headers, _Body(body))
+
+
 class FaultPlan:
     """The process-wide fault counters; ``install(client)`` hooks a boto3 (or aiobotocore) client."""
 
@@ -205,17 +239,18 @@ class FaultPlan:
             client.meta.events.register(f"before-call.{service_id}", ahook)
             return client
 
-        def hook(
-            model: Any, params: Any = None, **kwargs: Any
-        ) -> Optional[Tuple[_FakeHttp, Dict[str, Any]]]:
-            rule = self._decide(service_id, model.name, _request_text(params))
+        def send_hook(request: Any = None, event_name: str = "", **kwargs: Any) -> Any:
+            operation = event_name.split(".")[2] if event_name.count(".") >= 2 else ""
+            rule = self._decide(service_id, operation, _sent_text(request))
             if rule is None:
                 return None
             if rule.delay:
                 time.sleep(rule.delay)
-            return self._answer(rule)
+            if rule.delay_only:
+                return None
+            return _http_answer(service_id, getattr(request, "url", ""), rule)
 
-        client.meta.events.register(f"before-call.{service_id}", hook)
+        client.meta.events.register(f"before-send.{service_id}", send_hook)
         return client
 
     # ---- agent rules -------------------------------------------------------------------------
@@ -237,6 +272,20 @@ class FaultPlan:
         return any(
             r.service == AGENT and r.operation == "hang" and r.job == jobnr for r in self.rules
         )
+
+
+def _sent_text(request: Any) -> str:
+    """URL and (text) body of a prepared botocore request, for ``match=``."""
+    if request is None:
+        return ""
+    body = getattr(request, "body", None)
+    if isinstance(body, bytes):
+        body = body[:4096].decode("utf-8", errors="replace")
+    elif not isinstance(body, str):
+        body = ""  # a stream (an upload): not read here
+    from urllib.parse import unquote_plus
+
+    return f"{unquote_plus(getattr(request, 'url', '') or '')} {unquote_plus(body)}"
 
 
 def _request_text(params: Any) -> str:

@@ -1,4 +1,5 @@
-"""IMDSv2 client: instance id, launch index, zone, region, instance type and user-data.
+"""IMDSv2 client: instance id, launch index, zone, region, instance type, user-data, and the
+spot interruption notice and rebalance recommendation (as EC2 documents them: 404 until given).
 
 The endpoint comes from ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` (default http://169.254.169.254/),
 as boto3 reads it, so the local cloud's per-instance metadata endpoint works unchanged.
@@ -41,10 +42,13 @@ class Imds:
         self._token: Optional[str] = None
         self._token_expires = 0.0
 
-    def _request(self, method: str, path: str, headers: Dict[str, str]) -> Optional[bytes]:
+    def _request(
+        self, method: str, path: str, headers: Dict[str, str], attempts: Optional[int] = None
+    ) -> Optional[bytes]:
         url = self.endpoint + path.lstrip("/")
         last: Optional[BaseException] = None
-        for attempt in range(1, self.attempts + 1):
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
             req = urllib.request.Request(url, method=method, headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -64,10 +68,10 @@ class Imds:
                     last = exc
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
-            if attempt < self.attempts:
+            if attempt < attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise ImdsError(
-            f"instance metadata {url} not reachable after {self.attempts} attempts: {last} "
+            f"instance metadata {url} not reachable after {attempts} attempts: {last} "
             "(is this an EC2 instance? set AWS_EC2_METADATA_SERVICE_ENDPOINT otherwise)"
         )
 
@@ -86,13 +90,13 @@ class Imds:
         self._token_expires = time.monotonic() + TOKEN_TTL_SECONDS - 60
         return self._token
 
-    def get(self, path: str) -> Optional[str]:
+    def get(self, path: str, attempts: Optional[int] = None) -> Optional[str]:
         """The text at ``path`` (relative to the endpoint root), or None if it does not exist."""
-        body = self._request("GET", path, {"X-aws-ec2-metadata-token": self.token()})
+        body = self._request("GET", path, {"X-aws-ec2-metadata-token": self.token()}, attempts)
         return None if body is None else body.decode("utf-8")
 
-    def get_json(self, path: str) -> Optional[Any]:
-        text = self.get(path)
+    def get_json(self, path: str, attempts: Optional[int] = None) -> Optional[Any]:
+        text = self.get(path, attempts)
         if text is None:
             return None
         try:
@@ -136,3 +140,26 @@ class Imds:
         if body is None:
             return None
         return body.decode("utf-8", errors="replace")
+
+    # ---- spot -------------------------------------------------------------------------------
+
+    def life_cycle(self) -> Optional[str]:
+        """``spot``, ``on-demand`` or ``scheduled``; None where the metadata has no such entry."""
+        value = self.get("latest/meta-data/instance-life-cycle")
+        return value.strip() if value else None
+
+    def spot_instance_action(self) -> Optional[Dict[str, Any]]:
+        """The spot interruption notice, ``{"action": "terminate"|"stop"|"hibernate", "time":
+        "2026-05-09T12:04:31Z"}``, or None while there is none (EC2 answers 404 until then).
+        One quick try: the caller polls every few seconds."""
+        return _notice(self.get_json("latest/meta-data/spot/instance-action", attempts=1))
+
+    def rebalance_recommendation(self) -> Optional[Dict[str, Any]]:
+        """``{"noticeTime": "..."}`` once EC2 recommends a rebalance, else None (404)."""
+        return _notice(
+            self.get_json("latest/meta-data/events/recommendations/rebalance", attempts=1)
+        )
+
+
+def _notice(data: Any) -> Optional[Dict[str, Any]]:
+    return data if isinstance(data, dict) and data else None

@@ -1,16 +1,24 @@
-"""Retry with exponential backoff for cloud calls that hit throttling, 5xx or connection errors."""
+"""The agent's one retry layer is botocore's own: its configuration, and how to read a failure.
+
+Every boto3 client of the agent gets ``botocore_config()``: retry mode ``standard`` (or
+``adaptive``, ``AWSAC_RETRY_MODE``) with a bounded total of HTTP attempts per call
+(``AWSAC_MAX_ATTEMPTS``, default 4). Nothing retries on top of it: a status write that still
+fails is handed back to the background writer (store.StatusWriter), which tries the newest record
+again later without holding up the worker's loop.
+"""
 
 from __future__ import annotations
 
 import os
-import random
-import time
-from typing import Callable, Optional, TypeVar
+from typing import Any, Optional
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-T = TypeVar("T")
+RETRY_MODES = ("standard", "adaptive")
+DEFAULT_RETRY_MODE = "standard"
+DEFAULT_TOTAL_ATTEMPTS = 4
 
 RETRYABLE_CODES = frozenset(
     {
@@ -30,8 +38,42 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+def retry_mode() -> str:
+    """botocore's retry mode for the agent (``AWSAC_RETRY_MODE``: standard or adaptive)."""
+    mode = os.environ.get("AWSAC_RETRY_MODE", DEFAULT_RETRY_MODE).strip().lower()
+    return mode if mode in RETRY_MODES else DEFAULT_RETRY_MODE
+
+
+def total_attempts() -> int:
+    """HTTP requests botocore may send for one call, first included (``AWSAC_MAX_ATTEMPTS``)."""
+    try:
+        n = int(os.environ.get("AWSAC_MAX_ATTEMPTS", DEFAULT_TOTAL_ATTEMPTS))
+    except ValueError:
+        return DEFAULT_TOTAL_ATTEMPTS
+    return max(1, n)
+
+
+def botocore_config(total: Optional[int] = None, **extra: Any) -> Config:
+    """The Config of every agent client: the one retry layer, and bounded timeouts."""
+    return Config(
+        retries={"mode": retry_mode(), "total_max_attempts": total or total_attempts()},
+        connect_timeout=10,
+        read_timeout=60,
+        **extra,
+    )
+
+
+def requests_made(exc: BaseException) -> Optional[int]:
+    """How many HTTP requests botocore sent for a call that failed with ``exc`` (None: unknown)."""
+    if isinstance(exc, ClientError):
+        meta = exc.response.get("ResponseMetadata") or {}
+        if "RetryAttempts" in meta:
+            return int(meta["RetryAttempts"]) + 1
+    return None
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed call is worth repeating (throttling, server error, lost connection).
+    """Whether a failed call is worth repeating later (throttling, server error, lost connection).
 
     Wrapped errors (boto3's S3UploadFailedError around a ClientError) are judged by their cause.
     """
@@ -49,37 +91,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
-def base_delay() -> float:
-    """First backoff delay in seconds (``AWSAC_RETRY_BASE_SECONDS``, default 1)."""
-    try:
-        return float(os.environ.get("AWSAC_RETRY_BASE_SECONDS", "1"))
-    except ValueError:
-        return 1.0
-
-
-def retry(
-    fn: Callable[[], T],
-    what: str,
-    log: Optional[Callable[[str], None]] = None,
-    attempts: int = 6,
-    delay: Optional[float] = None,
-    max_delay: float = 30.0,
-) -> T:
-    """Call ``fn`` until it succeeds, retrying retryable errors with jittered exponential backoff."""
-    d = base_delay() if delay is None else delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - filtered by is_retryable, re-raised otherwise
-            if attempt >= attempts or not is_retryable(exc):
-                raise
-            wait = min(max_delay, d * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
-            if log:
-                log(
-                    f"  {what}: attempt {attempt} failed ({describe(exc)}); retrying in {wait:.1f} s"
-                )
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a failed call ('' when it is not a ClientError)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 def describe(exc: BaseException) -> str:

@@ -252,11 +252,12 @@ def requeued(record: JobRecord, now: Optional[datetime] = None) -> JobRecord:
     )
 
 
-def stale_attributes(old: JobRecord, new: JobRecord) -> List[str]:
+def stale_attributes(old: JobRecord, new: JobRecord) -> Dict[str, str]:
     """Attributes to delete on SimpleDB when ``new`` replaces ``old`` (a put keeps the others):
-    those ``old`` has and ``new`` leaves out, and always ``kill``."""
+    those ``old`` has and ``new`` leaves out, with their values (botocore's DeleteAttributes
+    wants them). Read ``old`` consistently first, so that a ``kill`` is among them."""
     keep = set(new.to_attributes())
-    return sorted((set(old.to_attributes()) | {KILL_ATTRIBUTE}) - keep)
+    return {k: v for k, v in sorted(old.to_attributes().items()) if k not in keep}
 
 
 def may_retry(record: JobRecord, max_attempts: int, retry_failed: bool = False) -> bool:
@@ -371,10 +372,10 @@ def watch_body(now: Optional[datetime] = None) -> str:
 # ---- queue mode: claims ----------------------------------------------------------------------
 
 
-def claim_expected() -> Dict[str, str]:
+def claim_expected() -> Dict[str, Any]:
     """SimpleDB ``Expected`` of a claim: the PutAttributes that sets a job running succeeds only
     while its status is still pending, so of racing agents exactly one gets it."""
-    return {"Name": "status", "Value": PENDING, "Exists": "true"}
+    return {"Name": "status", "Value": PENDING, "Exists": True}
 
 
 # SimpleDB answers of a lost race (the item changed, or it has no status yet)

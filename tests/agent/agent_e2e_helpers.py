@@ -11,9 +11,10 @@ from typing import Any
 
 from awsac_agent import s3layout
 from awsac_agent.archive import build_archive
+from awsac_agent.jobscfg import expand_jobs, parse_jobs_cfg
 from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filter
-from awsac_agent.status import JobRecord
-from awsac_agent.store import S3Store, SimpleDbStore
+from awsac_agent.status import PENDING, JobRecord, watch_body
+from awsac_agent.store import S3Store, SimpleDbStore, request_kill_object
 from awsac_agent.userdata import UserData, build_userdata
 from polling import wait_for
 
@@ -24,7 +25,8 @@ EVENTGEN = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
 FAST_AUTORUN = """#!/bin/sh
 cd "$(dirname "$0")" || exit 1
 export AWSAC_POLL_SECONDS=0.5 AWSAC_WAITER_DELAY_SECONDS=0.5 AWSAC_RETRY_BASE_SECONDS=0.2
-export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20
+export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20 AWSAC_HEARTBEAT_SECONDS=1
+export AWSAC_STATUS_COALESCE_SECONDS=0.5 AWSAC_SPOT_POLL_SECONDS=0.5
 @EXTRA@
 exec "${AWSAC_PYTHON:-python3}" awsac-processjobs.pyz "$@"
 """
@@ -53,6 +55,20 @@ class Session:
         if self.store_kind == "s3":
             return S3Store(self.s3, self.bucket, self.session_id)
         return SimpleDbStore(self.clients("sdb"), self.session_id)
+
+    def kill(self, jobnr: int) -> None:
+        """A kill request as the client sends it: the store's record and the control/ object."""
+        if self.store_kind == "simpledb":
+            self.store().request_kill(jobnr)
+        request_kill_object(self.s3, self.bucket, self.session_id, jobnr)
+
+    def watch(self, jobnr: int) -> None:
+        """Set job ``jobnr``'s live-log watch flag, as the log view does."""
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=s3layout.watch_key(self.session_id, jobnr),
+            Body=watch_body().encode(),
+        )
 
     def instance_states(self) -> dict[str, str]:
         out = {}
@@ -123,9 +139,15 @@ def start_session(
     autorun_extra: str | None = None,
     extra_userdata: dict[str, str] | None = None,
     archive: Path | None = None,
+    pending: bool = False,
+    session_id: str | None = None,
 ) -> Session:
-    """Build the session archive, upload it and run ``n_instances`` instances (the client's start)."""
-    sid = new_session_id("agtest")
+    """Build the session archive, upload it and run ``n_instances`` instances (the client's start).
+
+    ``pending``: also create the domain and a pending record for every job first, as the
+    client's start does (queue mode needs them). ``session_id``: a further reservation of it.
+    """
+    sid = session_id or new_session_id("agtest")
     bucket = "awsac-agent-tests"
     s3 = clients("s3")
     try:
@@ -145,6 +167,17 @@ def start_session(
         archive = tmp / "sessionarchive.tar.bz2"
         build_archive(job_dir, archive)
     s3.upload_file(str(archive), bucket, s3layout.archive_key(sid, "sessionarchive.tar.bz2"))
+    if pending:
+        records = [
+            JobRecord(j.jobnr, PENDING, shellscript=j.script, snapshot=j.snapshot)
+            for j in expand_jobs(parse_jobs_cfg(jobs_cfg))
+        ]
+        if store == "simpledb":
+            sdb = SimpleDbStore(clients("sdb"), sid)
+            sdb.ensure()
+            sdb.put_many(records)
+        else:
+            S3Store(s3, bucket, sid).put_many(records)
     extra = {"store": store}
     extra.update(extra_userdata or {})
     ud = build_userdata(UserData(sid, bucket, "sessionarchive.tar.bz2", cores, extra))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from agent_e2e_helpers import EVENTGEN, start_session
-from awsac_agent.status import FAILED, FINISHED, KILLED
+from awsac_agent.status import FAILED, FINISHED, KILLED, parse_iso
 from polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -55,6 +55,7 @@ def test_eventgen_session_finishes_and_cleans_up(
     for r in sess.records:
         assert r.runstarttime and r.runendtime and r.savestarttime and r.saveendtime
         assert r.results == "saved" and r.error is None
+        assert r.attempt == 1 and parse_iso(r.updated) >= parse_iso(r.saveendtime)
         assert r.snapshot == release_snapshot
         assert r.launchindex == (r.jobnr - 1) // 2
     keys = sess.keys()
@@ -64,9 +65,12 @@ def test_eventgen_session_finishes_and_cleans_up(
         "sessionarchive.tar.bz2",
         *(f"results_job_{n}.tar.bz2" for n in (1, 2, 3, 4)),
         *(f"stdouterr_job_{n}.tar.bz2" for n in (1, 2, 3, 4)),
-        *(f"live/job_{n}.log" for n in (1, 2, 3, 4)),
+        *(f"attempts/job_{n}/1/results_job_{n}.tar.bz2" for n in (1, 2, 3, 4)),
+        *(f"attempts/job_{n}/1/stdouterr_job_{n}.tar.bz2" for n in (1, 2, 3, 4)),
+        "heartbeat/" + sess.instance_ids[0] + ".json",
     }
     assert expected <= keys
+    assert not [k for k in keys if k.startswith("live/")]  # nobody watched: no live-log uploads
     paper_eleven = {k for k in keys if "/" not in k}
     assert len(paper_eleven) == 11, sorted(paper_eleven)
     assert "ATLAS JOB END" in sess.tar_member("stdouterr_job_1.tar.bz2", "stdouterr_job_1.log")
@@ -180,6 +184,7 @@ def test_kill_request_ends_the_process_group(
     )
     st = sess.store()
     wait_for(lambda: _status(st, 1) == "running", 60, "job 1 running")
+    sess.watch(1)
     wait_for(
         lambda: "live/job_1.log" in sess.keys() and "started" in sess.object_text("live/job_1.log"),
         30,
@@ -188,7 +193,7 @@ def test_kill_request_ends_the_process_group(
     root = Path(local_cloud.state_dir) / "local" / "instances" / sess.instance_ids[0] / "root"
     child = int((root / "mnt" / "awsac" / "jobs" / "1" / "child.pid").read_text())
     assert pid_alive(child)
-    st.request_kill(1)
+    sess.kill(1)
     sess.wait_terminated(timeout=60)
     killed, other = sess.records
     assert killed.status == KILLED and killed.error == "killed on request"
@@ -225,9 +230,9 @@ def test_status_store_error_on_one_update(
     store: str, tmp_path: Path, local_cloud: Any, boto3_client: Any, release_snapshot: str
 ) -> None:
     fault = (
-        "sdb:PutAttributes:skip=2:fail=1:ServiceUnavailable"
+        "sdb:*:fail=1:ServiceUnavailable"
         if store == "simpledb"
-        else "s3:PutObject:match=/status/:skip=2:fail=1:ServiceUnavailable"
+        else "s3:PutObject:match=/status/:fail=1:ServiceUnavailable"
     )
     jobs = f"{release_snapshot};a.sh;2\n"
     sess = _one_instance(
@@ -242,7 +247,7 @@ def test_status_store_error_on_one_update(
     sess.wait_terminated()
     assert [(r.status, r.returncode) for r in sess.records] == [(FINISHED, 0), (FINISHED, 0)]
     plog = sess.tar_member("processjobslog_LI_0.tar.bz2", "processjobs.log")
-    assert "attempt 1 failed (ServiceUnavailable" in plog
+    assert "attempt 1 of 4 failed (ServiceUnavailable" in plog
     _no_volumes_left(sess)
 
 
@@ -310,6 +315,7 @@ def test_credentials_in_job_output_are_redacted(
 ) -> None:
     jobs = f"{release_snapshot};leak.sh;1\n"
     sess = _one_instance(tmp_path, local_cloud, boto3_client, store, jobs, {"leak.sh": LEAKY_JOB})
+    sess.watch(1)  # the log view is open: the agent uploads the live tail
     sess.wait_terminated()
     assert sess.records[0].status == FINISHED
     texts = [

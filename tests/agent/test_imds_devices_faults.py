@@ -17,7 +17,7 @@ from awsac_agent.devices import (
 )
 from awsac_agent.errors import FormatError
 from awsac_agent.imds import Imds, ImdsError
-from awsac_agent.retry import is_retryable, retry
+from awsac_agent.retry import botocore_config, is_retryable, requests_made
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -130,7 +130,11 @@ def test_fault_plan_fails_the_chosen_calls_only(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         s3 = boto3.client(
-            "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+            "s3",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+            config=botocore_config(total=1),  # no retries: each injected answer is seen
         )
         s3.create_bucket(Bucket="bkt-faults")
         plan = faults.FaultPlan(
@@ -155,7 +159,7 @@ def _client_error(code: str, status: int) -> ClientError:
     )
 
 
-def test_retry_classification_and_backoff() -> None:
+def test_retry_classification_and_botocore_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert is_retryable(_client_error("Throttling", 400))
     assert is_retryable(_client_error("Whatever", 503))
     assert not is_retryable(_client_error("AccessDenied", 403))
@@ -167,19 +171,17 @@ def test_retry_classification_and_backoff() -> None:
             raise S3UploadFailedError("Failed to upload") from exc
     except S3UploadFailedError as wrapped:
         assert is_retryable(wrapped)
-    calls = []
-
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise _client_error("SlowDown", 503)
-        return "ok"
-
-    lines: list[str] = []
-    assert retry(flaky, "flaky call", lines.append, delay=0.001) == "ok"
-    assert len(lines) == 2 and "attempt 1 failed (SlowDown" in lines[0]
-    with pytest.raises(ClientError):
-        retry(lambda: (_ for _ in ()).throw(_client_error("AccessDenied", 403)), "x", delay=0.001)
+    # the one retry layer: botocore's, bounded, configurable
+    assert botocore_config().retries == {"mode": "standard", "total_max_attempts": 4}
+    monkeypatch.setenv("AWSAC_RETRY_MODE", "adaptive")
+    monkeypatch.setenv("AWSAC_MAX_ATTEMPTS", "2")
+    assert botocore_config().retries == {"mode": "adaptive", "total_max_attempts": 2}
+    assert botocore_config(total=8).retries["total_max_attempts"] == 8
+    monkeypatch.setenv("AWSAC_RETRY_MODE", "legacy-loop")
+    assert botocore_config().retries["mode"] == "standard"
+    err = _client_error("SlowDown", 503)
+    err.response["ResponseMetadata"]["RetryAttempts"] = 3
+    assert requests_made(err) == 4
 
 
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:

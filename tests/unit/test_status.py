@@ -203,6 +203,7 @@ def test_requeued_keeps_identity_and_history() -> None:
     assert third.attempt == 3
     stale = st.stale_attributes(lost, again)
     assert {"instance_id", "error", "kill", "runstarttime", "launchindex"} <= set(stale)
+    assert stale["kill"] == "requested" and stale["instance_id"] == "i-1"
     assert "shellscript" not in stale and "attempt" not in stale
 
 
@@ -249,7 +250,7 @@ def test_control_poll_grows_with_the_session() -> None:
 
 
 def test_claim_and_queue_selects() -> None:
-    assert st.claim_expected() == {"Name": "status", "Value": "pending", "Exists": "true"}
+    assert st.claim_expected() == {"Name": "status", "Value": "pending", "Exists": True}
     assert st.select_pending(SID, 50) == (
         f"select `attempt` from `{SID}` where `status` = 'pending' limit 50"
     )
