@@ -362,8 +362,10 @@ class Worker:
                 iid = self.instance_id or self.imds.instance_id()
                 import boto3
 
+                from .aws import endpoint_url
+
                 boto3.session.Session(region_name=self.clients.region).client(
-                    "ec2"
+                    "ec2", endpoint_url=endpoint_url("ec2")
                 ).terminate_instances(InstanceIds=[iid])
                 time.sleep(3600)  # the hypervisor ends us
 

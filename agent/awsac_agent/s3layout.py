@@ -21,6 +21,17 @@ ATTEMPTS_PREFIX = "attempts/"
 RESERVATIONS_PREFIX = "reservations/"
 CLAIMS_PREFIX = "claims/"
 QUEUE_PREFIX = "queue/"
+# What ``awsac results`` leaves out by default: the session's bookkeeping, and the per-attempt
+# copies (the last attempt's outputs are at the paper's names; earlier ones on request).
+BOOKKEEPING_PREFIXES = (
+    LIVE_PREFIX,
+    CONTROL_PREFIX,
+    STATUS_PREFIX,
+    HEARTBEAT_PREFIX,
+    CLAIMS_PREFIX,
+    QUEUE_PREFIX,
+    ATTEMPTS_PREFIX,
+)
 
 
 def prefix(session_id: str) -> str:

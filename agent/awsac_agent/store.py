@@ -376,7 +376,7 @@ class S3Store(StatusStore):
             }
         ).encode()
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            put_if_absent(self.s3, self.bucket, key, body)
         except ClientError as exc:
             if error_code(exc) not in S3_CLAIM_CONFLICT_CODES:
                 raise
@@ -432,6 +432,26 @@ class S3Store(StatusStore):
             chunk = [{"Key": k} for k in keys[i : i + 1000]]
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
         self._cache.clear()
+
+
+def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    """PutObject with ``If-None-Match: *``: S3 answers 412 when the key exists already.
+
+    botocore learnt the parameter in 2024; older ones (Debian 12's) get the header from a hook.
+    """
+    members = s3.meta.service_model.operation_model("PutObject").input_shape.members
+    if "IfNoneMatch" in members:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+        return
+    if not getattr(s3.meta, "_awsac_if_none_match", False):
+
+        def add_header(request: Any, **kwargs: Any) -> None:
+            if "/" + s3layout.CLAIMS_PREFIX in request.url:
+                request.headers["If-None-Match"] = "*"
+
+        s3.meta.events.register("before-sign.s3.PutObject", add_header)
+        s3.meta._awsac_if_none_match = True
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def make_store(
@@ -633,6 +653,7 @@ class StatusWriter:
 
     def _write(self, batch: List[_Due]) -> None:
         records = [d.record for d in batch]
+        retried = {d.record.jobnr: d.failures for d in batch if d.failures}
         try:
             self.store.put_many(records)
         except Exception as exc:  # noqa: BLE001 - written again later; the worker goes on
@@ -647,6 +668,8 @@ class StatusWriter:
         if self.log:
             for r in records:
                 extra = f" ({r.error})" if r.error else ""
+                if r.jobnr in retried:
+                    extra += f"; written after earlier failures ({retried[r.jobnr]})"
                 self.log(f"  status job{r.jobnr}: {r.status} (attempt {r.attempt}){extra}")
 
     def _failed(self, batch: List[_Due], exc: BaseException) -> None:

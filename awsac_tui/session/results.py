@@ -18,7 +18,7 @@ from ..records import SessionRecord
 from ..resources import list_objects
 from .common import PART_SIZE, Confirm, Progress, Say, ask, cloud_for, quiet
 
-BOOKKEEPING_PREFIXES = (s3layout.LIVE_PREFIX, s3layout.CONTROL_PREFIX, s3layout.STATUS_PREFIX)
+BOOKKEEPING_PREFIXES = s3layout.BOOKKEEPING_PREFIXES
 
 
 @dataclass(frozen=True)

@@ -41,15 +41,16 @@ def test_results_upload_fails_twice_then_works(cli, session_dir, boto3_client) -
 def test_status_store_throttled_for_30_s(
     cli, session_dir, boto3_client, local_cloud, client_faults
 ) -> None:
-    """Agent: every PutAttributes fails for 30 s; client: Select throttled for some refreshes."""
+    """Agent: every SimpleDB write after its first (the running records, one batch) fails for
+    30 s; client: Select throttled for some refreshes."""
     d = session_dir(
         store="simpledb",
         jobs="@SNAP@;a.sh;2\n",
-        scripts={"a.sh": "#!/bin/sh\nsleep 2\n" + RESULTS_JOB.split("\n", 1)[1]},
-        faults="sdb:PutAttributes:skip=2:for=30:RequestLimitExceeded",
+        scripts={"a.sh": "#!/bin/sh\nsleep 4\n" + RESULTS_JOB.split("\n", 1)[1]},
+        faults="sdb:*:skip=1:for=30:RequestLimitExceeded",
     )
     sid = start(cli, d)
-    poll(cli, sid, lambda s: s["jobs"][0]["status"] == "pending" and s["jobs"][0]["instance_id"])
+    poll(cli, sid, lambda s: s["jobs"][0]["instance_id"])
 
     from awsac_tui.cloud import Cloud
     from awsac_tui.monitor import Monitor
