@@ -276,6 +276,18 @@ def cause_terminated(instance_id: str, state_reason: Optional[str] = None) -> st
     return f"instance {instance_id} terminated from outside while the job ran{reason}"
 
 
+def cause_stopped(instance_id: str, state_reason: Optional[str] = None) -> str:
+    """The instance was stopped by someone else while the job ran (its processes are gone)."""
+    reason = f" (state reason: {state_reason})" if state_reason else ""
+    return f"instance {instance_id} stopped from outside while the job ran{reason}"
+
+
+def cause_never_started(instance_id: str, state: str, state_reason: Optional[str] = None) -> str:
+    """The job's instance went before the job started (static assignment: nobody else runs it)."""
+    reason = f" (state reason: {state_reason})" if state_reason else ""
+    return f"instance {instance_id} is {state} and the job never started{reason}"
+
+
 def cause_spot_notice(notice_time: Any, instance_id: Optional[str] = None) -> str:
     """EC2 gave a spot interruption notice (``time`` of spot/instance-action, or when we saw it)."""
     where = f" for instance {instance_id}" if instance_id else ""
