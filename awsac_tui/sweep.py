@@ -15,7 +15,7 @@ from typing import Any
 from awsac_agent.userdata import lease_grace as agent_lease_grace
 from awsac_agent.userdata import parse_userdata
 
-from .cloud import cloud_errors
+from .resources import terminate_instances
 
 ALIVE = ("pending", "running", "stopping", "stopped")
 
@@ -68,9 +68,7 @@ async def sweep_session(
         > sweep_deadline(lease, i["InstanceId"] in reported)
     ]
     if late:
-        ec2 = await monitor.cloud.client("ec2")
-        async with cloud_errors("TerminateInstances (session lease)"):
-            await ec2.terminate_instances(InstanceIds=late)
+        await terminate_instances(monitor.cloud, late, "session lease")
         notices.append(
             f"instance(s) {', '.join(late)} of {sid} outlived the session lease of "
             f"{lease / 3600:g} h (max_session_hours): terminated by the client"
@@ -117,4 +115,6 @@ def last_good(monitor: Any, exc: BaseException) -> Any:
         f"status store unavailable ({describe(cause)}); showing the last good snapshot "
         f"taken at {last.taken_at:%H:%M:%S}"
     )
-    return dataclasses.replace(last, notices=(notice,))
+    from .views import Changes
+
+    return dataclasses.replace(last, notices=(notice,), changes=Changes())

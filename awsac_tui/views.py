@@ -25,6 +25,7 @@ class InstanceView:
     silent: bool = False  # running, but no job status after the boot timeout
     state_reason: str | None = None  # EC2 StateReason message (why it stopped or terminated)
     ended_at: datetime | None = None  # when it left running, where EC2 says (StateTransitionReason)
+    heartbeat_age: float | None = None  # seconds since its agent's last heartbeat (when read)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class JobView:
     error: str | None = None
     attempt: int = 1  # which try of the job this is (1-based)
     history: tuple[AttemptView, ...] = ()  # the earlier attempts, oldest first
+    results: str | None = None  # "saved" / "none" once the job ended (status.RESULTS_*)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,24 @@ class AttemptView:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """What one refresh changed against the snapshot before it (keys of the rows), so that a
+    view can apply only those. ``full``: everything may have changed (first snapshot)."""
+
+    jobs: frozenset[int] = frozenset()
+    instances: frozenset[str] = frozenset()
+    volumes: frozenset[str] = frozenset()
+    full: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.full or self.jobs or self.instances or self.volumes)
+
+
+ALL_CHANGED = Changes(full=True)
+
+
+@dataclass(frozen=True)
 class SessionSnapshot:
     """Everything one refresh learned about a session."""
 
@@ -78,6 +98,8 @@ class SessionSnapshot:
     instances: tuple[InstanceView, ...] = ()
     volumes: tuple[VolumeView, ...] = ()
     notices: tuple[str, ...] = field(default=())  # e.g. "status store throttled; showing last good"
+    # what changed since the previous snapshot of the same monitor (not part of the value)
+    changes: Changes = field(default=ALL_CHANGED, compare=False)
 
 
 def attempt_views(record: JobRecord) -> tuple[AttemptView, ...]:
@@ -126,6 +148,7 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
                 "runstarttime": _iso(j.runstarttime),
                 "runendtime": _iso(j.runendtime),
                 "error": j.error,
+                "attempt": j.attempt,
             }
             for j in snap.jobs
         ],
@@ -138,6 +161,7 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
                 "zone": i.zone,
                 "public_dns": i.public_dns,
                 "silent": i.silent,
+                "state_reason": i.state_reason,
             }
             for i in snap.instances
         ],

@@ -5,9 +5,9 @@ from __future__ import annotations
 from awsac_agent.errors import FormatError
 from awsac_agent.status import PENDING, TERMINAL
 
-from ..cloud import Cloud, cloud_errors
+from ..cloud import Cloud
 from ..records import SessionRecord
-from ..resources import describe_instances
+from ..resources import describe_instances, terminate_instances
 from .common import cloud_for, store_for, wait_until
 
 
@@ -46,7 +46,5 @@ async def terminate(record: SessionRecord, instance_id: str, *, cloud: Cloud | N
         ids = {i["InstanceId"] for i in await describe_instances(c, record.session_id)}
         if instance_id not in ids:
             raise FormatError(f"instance {instance_id} is not part of session {record.session_id}")
-        ec2 = await c.client("ec2")
-        async with cloud_errors(f"TerminateInstances {instance_id}"):
-            resp = await ec2.terminate_instances(InstanceIds=[instance_id])
-        return resp["TerminatingInstances"][0]["CurrentState"]["Name"]
+        states = await terminate_instances(c, [instance_id], "asked by the user")
+        return states[0] if states else "unknown"

@@ -5,12 +5,22 @@ Two backends over the same record format (``awsac_agent.status``): SimpleDB and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from awsac_agent.errors import FormatError
 from awsac_agent.status import JobRecord
 
 from ..cloud import Cloud
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    """What one read of the store returned. ``complete``: ``records`` is every record of the
+    session (a job not among them has none); otherwise only records changed since ``since``."""
+
+    records: list[JobRecord]
+    complete: bool
 
 
 class StatusStore(Protocol):
@@ -23,13 +33,22 @@ class StatusStore(Protocol):
 
     async def read_all(self) -> list[JobRecord]: ...
 
+    async def read(self, since: str | None = None) -> StoreRead:
+        """Records written at or after ``since`` (an ``updated_iso`` stamp), or all for None.
+        A store that cannot select by time answers with every record (``complete``); records
+        that did not change are then the same objects as before."""
+        ...
+
     async def request_kill(self, jobnr: int) -> None: ...
 
     async def reset(self) -> bool: ...
 
     async def delete_all(self) -> list[str]: ...
 
-    async def mark_lost(self, jobnr: int, reason: str) -> bool: ...
+    async def mark_lost(self, jobnr: int, reason: str, ended: str | None = None) -> bool:
+        """Set the job lost with ``reason`` unless it is terminal; ``ended``: its run's end (ISO,
+        when the instance went) if the record has none."""
+        ...
 
     async def exists(self) -> bool: ...
 
@@ -47,4 +66,4 @@ def open_store(kind: str, cloud: Cloud, session_id: str, bucket: str) -> StatusS
     raise FormatError(f"unknown status store kind {kind!r} (use 'simpledb' or 's3')")
 
 
-__all__ = ["StatusStore", "open_store"]
+__all__ = ["StatusStore", "StoreRead", "open_store"]

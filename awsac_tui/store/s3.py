@@ -6,9 +6,10 @@ import asyncio
 import dataclasses
 
 from awsac_agent import s3layout
-from awsac_agent.status import LOST, TERMINAL, JobRecord, utcnow_iso
+from awsac_agent.status import LOST, TERMINAL, JobRecord, updated_iso, utcnow_iso
 
 from ..cloud import Cloud, cloud_errors, error_code
+from . import StoreRead
 from ._control import delete_keys, list_keys, put_kill_object
 
 
@@ -54,6 +55,12 @@ class S3Store:
         return record
 
     async def read_all(self) -> list[JobRecord]:
+        return (await self.read()).records
+
+    async def read(self, since: str | None = None) -> StoreRead:
+        """Every record: one listing (S3 cannot list by time, so ``since`` is not used), then
+        only the objects whose ETag changed are fetched; unchanged records are the same objects
+        as in the read before."""
         async with cloud_errors(f"reading s3://{self.bucket}/{self.prefix}"):
             listing = await list_keys(self.cloud, self.bucket, self.prefix)
             changed = [k for k, etag, _ in listing if self._cache.get(k, ("", None))[0] != etag]
@@ -71,7 +78,7 @@ class S3Store:
                 self._unreadable.pop(k, None)
         self.problems = list(self._unreadable.values())
         records = {r.jobnr: r for _, r in self._cache.values() if r is not None}
-        return [records[k] for k in sorted(records)]
+        return StoreRead([records[k] for k in sorted(records)], True)
 
     async def request_kill(self, jobnr: int) -> None:
         async with cloud_errors(f"kill request for job {jobnr}"):
@@ -96,7 +103,7 @@ class S3Store:
         self._cache.clear()
         return [f"s3://{self.bucket}/{k}" for k in removed]
 
-    async def mark_lost(self, jobnr: int, reason: str) -> bool:
+    async def mark_lost(self, jobnr: int, reason: str, ended: str | None = None) -> bool:
         key = s3layout.status_key(self.session_id, jobnr)
         async with cloud_errors(f"marking job {jobnr} lost"):
             current = await self._fetch(key)
@@ -104,7 +111,11 @@ class S3Store:
                 return False
             rec = current or JobRecord(jobnr=jobnr)
             rec = dataclasses.replace(
-                rec, status=LOST, error=reason, runendtime=rec.runendtime or utcnow_iso()
+                rec,
+                status=LOST,
+                error=reason,
+                runendtime=rec.runendtime or ended or utcnow_iso(),
+                updated=updated_iso(),
             )
             s3 = await self.cloud.client("s3")
             await s3.put_object(

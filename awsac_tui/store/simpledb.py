@@ -12,10 +12,13 @@ from awsac_agent.status import (
     domain_name,
     item_name,
     select_all_jobs,
+    select_updated_since,
+    updated_iso,
     utcnow_iso,
 )
 
 from ..cloud import Cloud, cloud_errors, error_code
+from . import StoreRead
 from ._control import delete_keys, list_keys, put_kill_object
 
 
@@ -30,6 +33,7 @@ class SimpleDBStore:
         self.bucket = bucket
         self.domain = domain_name(session_id)
         self.problems: list[str] = []
+        self._problems: dict[str, str] = {}  # item -> why it could not be read
 
     async def exists(self) -> bool:
         sdb = await self.cloud.client("sdb")
@@ -46,38 +50,48 @@ class SimpleDBStore:
 
     async def read_all(self) -> list[JobRecord]:
         """Every job record (select with NextToken paging); [] while the domain does not exist."""
+        return (await self.read()).records
+
+    async def read(self, since: str | None = None) -> StoreRead:
+        """Every record (``since`` None), or those whose ``updated`` is at or after ``since``
+        (one consistent select, paged; the incremental refresh)."""
         sdb = await self.cloud.client("sdb")
         records: dict[int, JobRecord] = {}
-        problems: list[str] = []
+        if since is None:
+            expression = select_all_jobs(self.session_id)
+            self._problems = {}
+        else:
+            expression = select_updated_since(self.session_id, since)
         token = None
         async with cloud_errors(f"reading SimpleDB domain {self.domain}"):
             while True:
                 kw = {"NextToken": token} if token else {}
                 try:
-                    resp = await sdb.select(
-                        SelectExpression=select_all_jobs(self.session_id), ConsistentRead=True, **kw
-                    )
+                    resp = await sdb.select(SelectExpression=expression, ConsistentRead=True, **kw)
                 except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
                     if error_code(exc) == "NoSuchDomain":
                         self.problems = []
-                        return []
+                        self._problems = {}
+                        return StoreRead([], True)
                     raise
                 for item in resp.get("Items") or []:
+                    name = item.get("Name")
                     try:
                         rec = JobRecord.from_attributes(item.get("Attributes") or [], item["Name"])
                     except (ValueError, TypeError) as exc:
-                        problems.append(
-                            f"item {item.get('Name')!r} of SimpleDB domain {self.domain} is not a "
+                        self._problems[str(name)] = (
+                            f"item {name!r} of SimpleDB domain {self.domain} is not a "
                             f"job record ({exc}); its job is shown as pending until the agent "
                             "writes it again"
                         )
                         continue
+                    self._problems.pop(str(name), None)
                     records[rec.jobnr] = rec
                 token = resp.get("NextToken")
                 if not token:
                     break
-        self.problems = problems
-        return [records[k] for k in sorted(records)]
+        self.problems = list(self._problems.values())
+        return StoreRead([records[k] for k in sorted(records)], since is None)
 
     async def request_kill(self, jobnr: int) -> None:
         sdb = await self.cloud.client("sdb")
@@ -139,7 +153,7 @@ class SimpleDBStore:
         except (ValueError, TypeError):
             return None  # unreadable: overwritten below (read_all names it in the notices)
 
-    async def mark_lost(self, jobnr: int, reason: str) -> bool:
+    async def mark_lost(self, jobnr: int, reason: str, ended: str | None = None) -> bool:
         """Set job ``jobnr`` to lost unless it has reached a terminal status meanwhile."""
         sdb = await self.cloud.client("sdb")
         current = await self._get(jobnr)
@@ -151,9 +165,10 @@ class SimpleDBStore:
             {"Name": "jobnr", "Value": str(jobnr), "Replace": True},
             {
                 "Name": "runendtime",
-                "Value": (current and current.runendtime) or utcnow_iso(),
+                "Value": (current and current.runendtime) or ended or utcnow_iso(),
                 "Replace": True,
             },
+            {"Name": "updated", "Value": updated_iso(), "Replace": True},
         ]
         kw = {}
         if current is not None:
