@@ -145,7 +145,8 @@ def start_session(
     """Build the session archive, upload it and run ``n_instances`` instances (the client's start).
 
     ``pending``: also create the domain and a pending record for every job first, as the
-    client's start does (queue mode needs them). ``session_id``: a further reservation of it.
+    client's start does (queue mode needs them). ``session_id``: a further reservation of that
+    session (its archive is there already).
     """
     sid = session_id or new_session_id("agtest")
     bucket = "awsac-agent-tests"
@@ -154,19 +155,20 @@ def start_session(
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    if archive is None:
-        job_dir = tmp / "job"
-        job_dir.mkdir()
-        (job_dir / "jobs.cfg").write_text(jobs_cfg)
-        for name, body in scripts.items():
-            (job_dir / name).write_text(body)
-        if autorun_extra is not None:
-            (job_dir / "awsac_all_instances_autorun.sh").write_text(
-                FAST_AUTORUN.replace("@EXTRA@", autorun_extra)
-            )
-        archive = tmp / "sessionarchive.tar.bz2"
-        build_archive(job_dir, archive)
-    s3.upload_file(str(archive), bucket, s3layout.archive_key(sid, "sessionarchive.tar.bz2"))
+    if session_id is None:
+        if archive is None:
+            job_dir = tmp / "job"
+            job_dir.mkdir()
+            (job_dir / "jobs.cfg").write_text(jobs_cfg)
+            for name, body in scripts.items():
+                (job_dir / name).write_text(body)
+            if autorun_extra is not None:
+                (job_dir / "awsac_all_instances_autorun.sh").write_text(
+                    FAST_AUTORUN.replace("@EXTRA@", autorun_extra)
+                )
+            archive = tmp / "sessionarchive.tar.bz2"
+            build_archive(job_dir, archive)
+        s3.upload_file(str(archive), bucket, s3layout.archive_key(sid, "sessionarchive.tar.bz2"))
     if pending:
         records = [
             JobRecord(j.jobnr, PENDING, shellscript=j.script, snapshot=j.snapshot)

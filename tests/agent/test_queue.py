@@ -1,0 +1,183 @@
+"""Queue mode (issue 14, agent side) on the local cloud with the real agent: agents claim pending
+jobs with conditional writes as their cores free, so every job runs exactly once, each snapshot
+is attached once per instance, and an agent with nothing left to claim ends itself. Each test
+ends with the leak audit."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_e2e_helpers import start_session
+from awsac_agent import s3layout
+from awsac_agent.assignment import queue_instances
+from awsac_agent.status import FINISHED
+from cloud_audit import leftovers_in
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+# Each run of a job uploads a marker object of its own (job, attempt, a random part): two runs of
+# one job would leave two markers.
+MARKED_JOB = """#!/bin/sh
+sleep "$(sed -n "${AWSAC_JOB_NUMBER}p" "$AWSACworkingDir/durations.txt")"
+exec "${AWSAC_PYTHON:-python3}" "$AWSACworkingDir/marker.py"
+"""
+# The marker upload, signed (SigV4) with the instance role's credentials from the metadata
+# service, in the standard library only: importing boto3 per job would cost more CPU than the
+# 200 jobs' sleeps together.
+MARKER_PY = r"""
+import datetime, hashlib, hmac, json, os, urllib.request, uuid
+imds = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254/").rstrip("/")
+def meta(path, token=None, method="GET", headers=None):
+    h = dict(headers or {}, **({"X-aws-ec2-metadata-token": token} if token else {}))
+    return urllib.request.urlopen(urllib.request.Request(imds + path, method=method, headers=h)).read().decode()
+token = meta("/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+role = meta("/latest/meta-data/iam/security-credentials/", token).split()[0]
+cred = json.loads(meta("/latest/meta-data/iam/security-credentials/" + role, token))
+sid, n, a = (os.environ[k] for k in ("AWSAC_SESSION_ID", "AWSAC_JOB_NUMBER", "AWSAC_JOB_ATTEMPT"))
+endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
+region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+host = endpoint.split("://", 1)[1]
+path = f"/awsac-agent-tests/{sid}/markers/job_{n}/{a}-{uuid.uuid4().hex}"
+body = b"ran"
+now = datetime.datetime.now(datetime.timezone.utc)
+amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+payload = hashlib.sha256(body).hexdigest()
+headers = {"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz}
+if cred.get("Token"):
+    headers["x-amz-security-token"] = cred["Token"]
+names = ";".join(sorted(headers))
+canonical = "\n".join(["PUT", path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names, payload])
+scope = f"{day}/{region}/s3/aws4_request"
+to_sign = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+key = ("AWS4" + cred["SecretAccessKey"]).encode()
+for part in (day, region, "s3", "aws4_request"):
+    key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+headers["Authorization"] = (
+    f"AWS4-HMAC-SHA256 Credential={cred['AccessKeyId']}/{scope}, SignedHeaders={names}, "
+    f"Signature={signature}"
+)
+urllib.request.urlopen(urllib.request.Request(endpoint + path, data=body, method="PUT", headers=headers))
+"""
+
+
+def heavy_tailed_sleeps(n: int, seed: int = 14) -> list[float]:
+    """``n`` durations in [0, 3] s from a seeded Pareto (alpha 1.2): most short, a few long."""
+    rng = random.Random(seed)
+    return [round(min(3.0, 0.05 * rng.paretovariate(1.2) - 0.05), 2) for _ in range(n)]
+
+
+def _markers(sess: Any) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for key in sess.keys():
+        m = re.match(r"markers/job_(\d+)/", key)
+        if m:
+            counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
+    return counts
+
+
+def _worker_logs(sess: Any) -> list[str]:
+    return [
+        sess.tar_member(f"processjobslog_LI_{li}.tar.bz2", "processjobs.log")
+        for li in range(len(sess.instance_ids))
+    ]
+
+
+def _audit(boto3_client: Any, sess: Any) -> None:
+    left = leftovers_in(boto3_client, sess.session_id, sess.bucket)
+    assert left.instances == [] and left.volumes == [], left
+
+
+@pytest.mark.parametrize("store", ["simpledb", "s3"])
+def test_200_uneven_jobs_run_exactly_once_on_at_most_4_instances(
+    store: str, tmp_path: Path, local_cloud: Any, boto3_client: Any, release_snapshot: str
+) -> None:
+    n_jobs, cores, max_instances = 200, 2, 4
+    sleeps = heavy_tailed_sleeps(n_jobs)
+    assert max(sleeps) == 3.0 and min(sleeps) == 0.0 and sorted(sleeps)[n_jobs // 2] < 0.2
+    # half the jobs need the release snapshot: each instance attaches it once and shares it
+    jobs = f"{release_snapshot};job.sh;100\n-;job.sh;100\n"
+    n_instances = queue_instances(n_jobs, cores, max_instances=max_instances)
+    assert n_instances == 4
+    t0 = time.monotonic()
+    sess = start_session(
+        tmp_path,
+        boto3_client,
+        local_cloud.image_id,
+        jobs,
+        {
+            "job.sh": MARKED_JOB,
+            "marker.py": MARKER_PY,
+            "durations.txt": "\n".join(map(str, sleeps)) + "\n",
+        },
+        n_instances=n_instances,
+        cores=cores,
+        store=store,
+        autorun_extra="",
+        pending=True,
+        extra_userdata={"assignment": "queue", "max_attempts": "3", "instances": "4"},
+    )
+    sess.wait_terminated(timeout=400)
+    wall = time.monotonic() - t0
+    records = sess.records
+    # exactly once, from the attempt records: every job finished, in its first attempt, once
+    assert len(records) == n_jobs
+    bad = [r for r in records if (r.status, r.attempt, r.returncode) != (FINISHED, 1, 0)]
+    assert bad == [], bad[:3]
+    assert {r.instance_id for r in records} <= set(sess.instance_ids)
+    assert len(sess.instance_ids) <= max_instances
+    # ... and from the markers each run uploaded
+    assert _markers(sess) == {n: 1 for n in range(1, n_jobs + 1)}
+    logs = _worker_logs(sess)
+    claimed = [int(n) for log in logs for n in re.findall(r"claimed job (\d+) \(attempt 1\)", log)]
+    assert sorted(claimed) == list(range(1, n_jobs + 1))
+    if store == "s3":
+        claims = {k for k in sess.keys() if k.startswith(s3layout.CLAIMS_PREFIX)}
+        assert claims == {f"claims/job_{n}_attempt_1" for n in range(1, n_jobs + 1)}
+    for log in logs:
+        # every instance worked, and attached the snapshot at most once
+        assert log.count("instructed EC2 to create volume") <= 1
+        assert "claimed job" in log
+        assert re.search(r"status writes: \d+ records for \d+ jobs \((1|2)\.\d+ per job\)", log)
+    per_instance = {iid: sum(r.instance_id == iid for r in records) for iid in sess.instance_ids}
+    assert all(n > 0 for n in per_instance.values()), per_instance
+    print(
+        f"\n{store}: {n_jobs} jobs on {n_instances} x {cores} cores in {wall:.1f} s; {per_instance}"
+    )
+    _audit(boto3_client, sess)
+
+
+@pytest.mark.parametrize("store", ["simpledb", "s3"])
+def test_two_agents_race_for_the_last_pending_job(
+    store: str, tmp_path: Path, local_cloud: Any, boto3_client: Any
+) -> None:
+    sess = start_session(
+        tmp_path,
+        boto3_client,
+        local_cloud.image_id,
+        "-;job.sh;1\n",
+        {"job.sh": MARKED_JOB, "marker.py": MARKER_PY, "durations.txt": "0.5\n"},
+        n_instances=2,  # booted together: both claim at once
+        cores=1,
+        store=store,
+        autorun_extra="",
+        pending=True,
+        extra_userdata={"assignment": "queue"},
+    )
+    sess.wait_terminated(timeout=120)
+    (rec,) = sess.records
+    assert (rec.status, rec.attempt) == (FINISHED, 1)
+    assert _markers(sess) == {1: 1}
+    logs = _worker_logs(sess)
+    winners = [log for log in logs if "claimed job 1 (attempt 1)" in log]
+    assert len(winners) == 1
+    assert rec.instance_id == sess.instance_ids[logs.index(winners[0])]
+    (loser,) = [i for i, log in enumerate(logs) if log is not winners[0]]
+    assert "subprocess for job" not in logs[loser]  # it ran nothing and ended itself
+    assert "instructing EC2 to terminate my instance" in sess.console(sess.instance_ids[loser])
+    _audit(boto3_client, sess)
