@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from aiobotocore.session import AioSession
@@ -246,3 +247,18 @@ def default_profile() -> CloudProfile:
     except (ImportError, OSError):
         pass
     return CloudProfile()
+
+
+def start_local_cloud() -> CloudProfile:
+    """Start the local cloud unless it runs (blocking: call it in a thread); its profile."""
+    from .local import service  # the local cloud's Python API
+
+    service.ensure_up()
+    return CloudProfile(local=True)
+
+
+def make_local_snapshot(directory: str | os.PathLike[str], description: str = "") -> str:
+    """A local-cloud snapshot of ``directory`` (`awsac local snapshot DIR`; blocking)."""
+    from .local import service  # the local cloud's Python API
+
+    return service.make_snapshot(Path(directory), description)

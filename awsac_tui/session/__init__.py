@@ -10,7 +10,7 @@ _run_args``): the attributes ``session.start``, ``session.check``, ``session.res
 
 from __future__ import annotations
 
-from ..cloud import Cloud, default_profile
+from ..cloud import Cloud, default_profile, make_local_snapshot, start_local_cloud
 from ..resources import describe_instances, describe_volumes, list_objects
 from .check import check
 from .choices import ComposeChoices, ImageInfo, InstanceTypeInfo, SnapshotInfo, compose_choices
@@ -54,11 +54,13 @@ __all__ = [
     "job_log",
     "kill",
     "list_objects",
+    "make_local_snapshot",
     "plan_start",
     "price_table",
     "results",
     "ssh_command",
     "start",
+    "start_local_cloud",
     "terminate",
     "upload_file",
 ]

@@ -56,7 +56,7 @@ async def compose_choices(cloud: Cloud) -> ComposeChoices:
     leaves its list empty and adds a note; a refused ListBuckets is silent (buckets are optional).
     Snapshots made for images (an AMI's root disk) are left out: they are not job data.
     """
-    prices = price_table(cloud.region)
+    prices = await asyncio.to_thread(price_table, cloud.region)  # a file read: off the loop
 
     async def pages(service: str, operation: str, key: str, **kw: Any) -> list[dict[str, Any]]:
         client = await cloud.client(service)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from awsac_agent import assignment, s3layout
-from awsac_agent.errors import AwsacError
+from awsac_agent.errors import AwsacError, FormatError, join_problems
 from awsac_agent.jobscfg import JobLine, expand_jobs
 from awsac_agent.status import TERMINAL
 
@@ -22,9 +22,9 @@ from awsac_tui.session import (
     SnapshotInfo,
     StartPlan,
 )
-from awsac_tui.spec import SessionSpec
+from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.ui.backend import ConfirmCallback, ProgressCallback, SessionSummary, summarize
-from awsac_tui.views import InstanceView, JobView, SessionSnapshot, VolumeView
+from awsac_tui.views import AttemptView, InstanceView, JobView, SessionSnapshot, VolumeView
 
 FIXED_NOW = datetime(2008, 12, 15, 17, 1, 0, tzinfo=UTC)
 FIXED_CLOUD = "local (127.0.0.1:43125)"
@@ -46,6 +46,12 @@ FIXED_CHOICES = ComposeChoices(
     ),
     key_pairs=("mykey", "lab"),
     buckets=("atlassessions",),
+)
+
+
+LOST_CAUSE = (
+    "instance {} terminated from outside while the job ran "
+    "(state reason: Client.UserInitiatedShutdown: User initiated shutdown)"
 )
 
 
@@ -106,7 +112,11 @@ def _eventgen() -> tuple[SessionSnapshot, SessionSummaryMeta]:
 def _mixed() -> tuple[SessionSnapshot, SessionSummaryMeta]:
     sid = "081215_1650--mixed--a3f0"
     i0 = _instance(10, 0, "running", 10)
-    i1 = _instance(11, 1, "terminated", 10)
+    i1 = replace(
+        _instance(11, 1, "terminated", 10),
+        state_reason="Client.UserInitiatedShutdown: User initiated shutdown",
+        ended_at=_t(6),
+    )
     i2 = _instance(12, 2, "running", 9.5, silent=True)
     ids = [i0.instance_id, i1.instance_id, i2.instance_id]
     jobs = [
@@ -116,12 +126,53 @@ def _mixed() -> tuple[SessionSnapshot, SessionSummaryMeta]:
         ),
         JobView(3, "killed", ids[0], 0, "reco.sh", SNAP_ATLAS, -15, _t(7.9), _t(2)),
         JobView(4, "running", ids[0], 0, "reco.sh", SNAP_ATLAS, None, _t(7.8)),
-        JobView(5, "lost", ids[1], 1, "calib.sh", SNAP_CALIB, None, _t(7.5)),
-        JobView(6, "lost", ids[1], 1, "calib.sh", SNAP_CALIB, None, _t(7.5)),
+        JobView(
+            5,
+            "lost",
+            ids[1],
+            1,
+            "calib.sh",
+            SNAP_CALIB,
+            None,
+            _t(7.5),
+            error=LOST_CAUSE.format(ids[1]),
+            attempt=2,
+            history=(
+                AttemptView(
+                    1,
+                    "lost",
+                    "i-0badc0de",
+                    _t(9.9),
+                    _t(9.1),
+                    "spot interruption notice at 16:51:54Z for instance i-0badc0de",
+                ),
+            ),
+        ),
+        JobView(
+            6,
+            "lost",
+            ids[1],
+            1,
+            "calib.sh",
+            SNAP_CALIB,
+            None,
+            _t(7.5),
+            error=LOST_CAUSE.format(ids[1]),
+        ),
         JobView(
             7, "finished", ids[1], 1, "calib.sh", SNAP_CALIB, 0, _t(7.4), _t(6.1), _t(6.1), _t(6)
         ),
-        JobView(8, "lost", ids[1], 1, "calib.sh", SNAP_CALIB, None, _t(7.4)),
+        JobView(
+            8,
+            "lost",
+            ids[1],
+            1,
+            "calib.sh",
+            SNAP_CALIB,
+            None,
+            _t(7.4),
+            error=LOST_CAUSE.format(ids[1]),
+        ),
         JobView(9, "pending", None, 2, "calib.sh", SNAP_CALIB),
         JobView(10, "pending", None, 2, "calib.sh", SNAP_CALIB),
     ]
@@ -240,6 +291,9 @@ class FixedBackend:
     logs: dict[int, str] = field(default_factory=dict)
     start_session_id: str = "081215_1701--eventgen--5e1f"
     cleaned: set[str] = field(default_factory=set)
+    cloud_problem: str | None = None
+    """What ``probe_cloud`` answers (None: the cloud answers); ``start_local_cloud`` clears it."""
+    max_attempts: int = 3
 
     @classmethod
     def demo(cls, with_big: bool = True) -> FixedBackend:
@@ -260,6 +314,46 @@ class FixedBackend:
     def cloud_description(self) -> str:
         return FIXED_CLOUD
 
+    def compose_cloud(self) -> CloudProfile:
+        return CloudProfile(local=True)
+
+    async def probe_cloud(self) -> str | None:
+        self.calls.append(("probe_cloud",))
+        return self.cloud_problem
+
+    async def start_local_cloud(self) -> str:
+        self.calls.append(("start_local_cloud",))
+        self.cloud_problem = None
+        return FIXED_CLOUD
+
+    async def make_snapshot(self, directory: Path, description: str) -> str:
+        self.calls.append(("make_snapshot", directory, description))
+        snap_id = f"snap-{len(self.choices.snapshots) + 0xA3451E97:08x}"
+        info = SnapshotInfo(snap_id, description or directory.name)
+        self.choices = replace(self.choices, snapshots=(info, *self.choices.snapshots))
+        return snap_id
+
+    async def check_references(
+        self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path
+    ) -> list[str]:
+        self.calls.append(("check_references", spec.image_id, tuple(jobs)))
+        await asyncio.sleep(0)
+        problems = []
+        if spec.image_id not in {i.image_id for i in self.choices.images}:
+            problems.append(
+                f"session.toml: image_id {spec.image_id!r} does not exist on {FIXED_CLOUD} "
+                "(pick one of the cloud's images)"
+            )
+        have = {s.snapshot_id for s in self.choices.snapshots}
+        for jl in jobs:
+            if jl.snapshot and jl.snapshot not in have:
+                problems.append(
+                    f"jobs.cfg, line {jl.lineno}: snapshot {jl.snapshot} does not exist on "
+                    f"{FIXED_CLOUD} (make one with `awsac local snapshot DIR`, or pick one the "
+                    "cloud has)"
+                )
+        return problems
+
     async def list_sessions(self) -> list[SessionSummary]:
         self.calls.append(("list_sessions",))
         out = []
@@ -278,6 +372,7 @@ class FixedBackend:
                     cleaned=sid in self.cleaned,
                 )
             )
+            out[-1] = replace(out[-1], state="cleaned" if sid in self.cleaned else "running")
         out.sort(key=lambda s: s.created, reverse=True)
         return out
 
@@ -304,6 +399,9 @@ class FixedBackend:
         confirm: ConfirmCallback,
     ) -> str | None:
         self.calls.append(("start", spec.shortdescr, tuple(jobs)))
+        problems = await self.check_references(spec, jobs, spec_dir)
+        if problems:
+            raise FormatError(join_problems(problems), problems)
         cpi = next(
             (t.vcpus for t in self.choices.instance_types if t.name == spec.instance_type), 1
         )
@@ -369,6 +467,51 @@ class FixedBackend:
             for j in snap.jobs
         )
         self.snapshots[session_id] = replace(snap, jobs=jobs)
+
+    async def retry(self, session_id: str, jobs: Sequence[int] | None = None) -> list[int]:
+        self.calls.append(("retry", session_id, tuple(jobs or ())))
+        snap = self.snapshots[session_id]
+        wanted = set(jobs or [j.jobnr for j in snap.jobs if j.status == "lost"])
+        out = []
+        new_jobs = []
+        for j in snap.jobs:
+            if j.jobnr in wanted and j.status == "lost":
+                entry = AttemptView(
+                    j.attempt, j.status, j.instance_id, j.runstarttime, j.runendtime, j.error
+                )
+                j = replace(
+                    j,
+                    status="pending",
+                    instance_id=None,
+                    returncode=None,
+                    runstarttime=None,
+                    runendtime=None,
+                    error=None,
+                    attempt=j.attempt + 1,
+                    history=(*j.history, entry),
+                )
+                out.append(j.jobnr)
+            new_jobs.append(j)
+        self.snapshots[session_id] = replace(snap, jobs=tuple(new_jobs))
+        return out
+
+    def instance_state(self, session_id: str, instance_id: str) -> str | None:
+        snap = self.snapshots.get(session_id)
+        inst = (
+            next((i for i in snap.instances if i.instance_id == instance_id), None)
+            if snap
+            else None
+        )
+        return inst.state if inst else None
+
+    def session_state(self, session_id: str) -> str:
+        return "cleaned" if session_id in self.cleaned else "running"
+
+    def retry_policy(self, session_id: str) -> tuple[int, bool]:
+        return self.max_attempts, False
+
+    def results_location(self, session_id: str, jobnr: int) -> str:
+        return f"s3://atlassessions/{s3layout.results_key(session_id, jobnr)}"
 
     async def terminate_instance(self, session_id: str, instance_id: str) -> None:
         self.calls.append(("terminate_instance", session_id, instance_id))

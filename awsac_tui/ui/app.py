@@ -61,7 +61,7 @@ class AwsacApp(App[int]):
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
         Binding("ctrl+t", "toggle_dark", "dark/light theme", show=False),
-        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("question_mark", "help", "more", key_display="?"),
     ]
 
     def __init__(
@@ -77,6 +77,8 @@ class AwsacApp(App[int]):
         self.backend = backend
         self.read_only = read_only
         """Disables the actions that change the cloud (start, kill, terminate, cleanup)."""
+        self.auto_retry = False
+        """Run lost jobs again by themselves, up to the session's max_attempts (key A)."""
         self.interval_scale = interval_scale
         self.results_dir = results_dir or Path.cwd()
         self.in_foreground = True

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from awsac_agent.jobscfg import JobLine
 
 from awsac_tui.session import ComposeChoices, StartPlan
-from awsac_tui.spec import SessionSpec
+from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.views import SessionSnapshot
 
 ProgressCallback = Callable[[str, float | None], None]
@@ -38,6 +38,7 @@ class SessionSummary:
     n_jobs: int
     est_cost: float | None = None  # estimated USD so far (instance-hours x hourly price)
     cleaned: bool = False
+    state: str = ""  # the record's state (starting, running, ended, cleaned, failed)
 
     def count(self, status: str) -> int:
         return dict(self.job_counts).get(status, 0)
@@ -54,7 +55,25 @@ class Backend(Protocol):
         """The current time (a fixed clock in tests)."""
         ...
 
-    def cloud_description(self) -> str: ...
+    def cloud_description(self) -> str:
+        """The cloud the TUI composes for, in a few words (no I/O: resolved by ``probe_cloud``)."""
+        ...
+
+    def compose_cloud(self) -> CloudProfile:
+        """The cloud profile a composed session runs on (what its session.toml says)."""
+        ...
+
+    async def probe_cloud(self) -> str | None:
+        """Resolve the cloud to use; None when it answers, else why not in user words."""
+        ...
+
+    async def start_local_cloud(self) -> str:
+        """Start the local cloud (and use it from now on); returns its description."""
+        ...
+
+    async def make_snapshot(self, directory: Path, description: str) -> str:
+        """A local-cloud snapshot of ``directory``'s content (`awsac local snapshot DIR`)."""
+        ...
 
     async def list_sessions(self) -> list[SessionSummary]: ...
 
@@ -63,6 +82,12 @@ class Backend(Protocol):
         ...
 
     async def compose_choices(self) -> ComposeChoices: ...
+
+    async def check_references(
+        self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path
+    ) -> list[str]:
+        """Problems with the image and snapshots the draft names (each must exist)."""
+        ...
 
     async def start(
         self,
@@ -76,6 +101,26 @@ class Backend(Protocol):
         ...
 
     async def kill_job(self, session_id: str, jobnr: int) -> None: ...
+
+    async def retry(self, session_id: str, jobs: Sequence[int] | None = None) -> list[int]:
+        """Run lost jobs again on a new reservation (``session.retry``); the job numbers retried."""
+        ...
+
+    def instance_state(self, session_id: str, instance_id: str) -> str | None:
+        """The instance's state in the last refresh (None when unknown)."""
+        ...
+
+    def session_state(self, session_id: str) -> str:
+        """The record's state (``cleaned`` once cleanup ran); '' when unknown."""
+        ...
+
+    def retry_policy(self, session_id: str) -> tuple[int, bool]:
+        """(max_attempts, retry_failed) of the session, for the auto-retry setting."""
+        ...
+
+    def results_location(self, session_id: str, jobnr: int) -> str:
+        """Where the job's results are (its S3 URL), for the job detail view."""
+        ...
 
     async def terminate_instance(self, session_id: str, instance_id: str) -> None: ...
 
@@ -148,7 +193,7 @@ def instance_hours(snap: SessionSnapshot, now: datetime) -> float:
                 for t in (j.saveendtime, j.runendtime)
                 if t is not None
             ]
-            end = max(ends, default=inst.launch_time)
+            end = inst.ended_at or max(ends, default=inst.launch_time)
         hours += max(0.0, (end - inst.launch_time).total_seconds() / 3600)
     return hours
 

@@ -10,7 +10,7 @@ from typing import Protocol
 from awsac_tui.ui.backend import Backend
 
 # Actions that change the cloud; a read-only app refuses them (k9s' --readonly).
-DANGEROUS_ACTIONS = frozenset({"start", "kill", "terminate", "cleanup"})
+DANGEROUS_ACTIONS = frozenset({"start", "kill", "terminate", "cleanup", "retry", "auto_retry"})
 
 
 class AwsacHost(Protocol):
@@ -18,6 +18,7 @@ class AwsacHost(Protocol):
 
     backend: Backend
     read_only: bool
+    auto_retry: bool
     in_foreground: bool
     results_dir: Path
 

@@ -15,9 +15,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from awsac_agent import s3layout
 from awsac_agent.errors import AwsacError
 from awsac_agent.jobscfg import JobLine
-from awsac_agent.status import parse_iso
+from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, parse_iso
 
 from awsac_tui import records, session
 from awsac_tui.monitor import Monitor
@@ -32,12 +33,16 @@ class LiveBackend:
 
     def __init__(self, compose_profile: CloudProfile | None = None) -> None:
         self.compose_profile = compose_profile
+        """The cloud to compose for; None: the local cloud when it runs, else AWS (probe_cloud)."""
+        self._resolved: CloudProfile | None = compose_profile
+        self._prices: dict[str | None, dict[str, float]] = {}
         self._stack = AsyncExitStack()
         self._clouds: dict[CloudProfile, session.Cloud] = {}
         self._monitors: dict[str, Monitor] = {}
         self._last: dict[str, SessionSnapshot] = {}
         self._records: dict[str, records.SessionRecord] = {}
         self._lock = asyncio.Lock()
+        self._cleaning: set[str] = set()
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -45,8 +50,33 @@ class LiveBackend:
         return datetime.now(UTC)
 
     def cloud_description(self) -> str:
-        prof = self.compose_profile or session.default_profile()
-        return prof.describe()
+        if self._resolved is None:
+            return "…"  # probe_cloud (in the sessions screen's worker) resolves it
+        return self._resolved.describe()
+
+    def compose_cloud(self) -> CloudProfile:
+        return self._resolved or self.compose_profile or CloudProfile()
+
+    async def _profile(self) -> CloudProfile:
+        if self._resolved is None:  # a health call to the local cloud: off the event loop
+            self._resolved = await asyncio.to_thread(session.default_profile)
+        return self._resolved
+
+    async def probe_cloud(self) -> str | None:
+        try:
+            await self._cloud(await self._profile())
+        except AwsacError as exc:
+            return str(exc)
+        return None
+
+    async def start_local_cloud(self) -> str:
+        profile = await asyncio.to_thread(session.start_local_cloud)
+        self._resolved = self.compose_profile = profile
+        await self._cloud(profile)
+        return profile.describe()
+
+    async def make_snapshot(self, directory: Path, description: str) -> str:
+        return await asyncio.to_thread(session.make_local_snapshot, directory, description)
 
     async def _cloud(self, profile: CloudProfile) -> session.Cloud:
         async with self._lock:
@@ -78,6 +108,13 @@ class LiveBackend:
             r for r in recs if r.state in ("starting", "running") or r.session_id not in self._last
         ]
         live = [r for r in live if r.state != "cleaned"]
+        for rec in recs:
+            region = rec.cloud.region
+            if region not in self._prices:  # a file read: off the event loop
+                try:
+                    self._prices[region] = await asyncio.to_thread(session.price_table, region)
+                except (OSError, tomllib.TOMLDecodeError):
+                    self._prices[region] = {}
         sem = asyncio.Semaphore(4)
 
         async def one(rec: records.SessionRecord) -> None:
@@ -89,13 +126,12 @@ class LiveBackend:
         return [self._summary(r) for r in recs]
 
     def _summary(self, rec: records.SessionRecord) -> SessionSummary:
+        if rec.state == "cleaned":
+            self._cleaned_snapshot(rec)
         snap = self._last.get(rec.session_id) or SessionSnapshot(
             rec.session_id, rec.cloud.describe(), self.now()
         )
-        try:
-            price = session.price_table(rec.cloud.region).get(rec.instance_type)
-        except (OSError, tomllib.TOMLDecodeError):
-            price = None
+        price = self._prices.get(rec.cloud.region, {}).get(rec.instance_type)
         created = parse_iso(rec.created_at) or self.now()
         summary = summarize(
             snap,
@@ -106,11 +142,17 @@ class LiveBackend:
             now=self.now(),
             cleaned=rec.state == "cleaned",
         )
+        summary = replace(summary, state=rec.state)
         if not snap.jobs:
             summary = replace(summary, n_jobs=rec.n_jobs)
         return summary
 
     async def refresh(self, session_id: str) -> SessionSnapshot:
+        rec = await self._record(session_id)
+        if rec.state == "cleaned":  # nothing is left in the cloud: the last known states
+            return self._cleaned_snapshot(rec)
+        if session_id in self._cleaning and session_id in self._last:
+            return self._last[session_id]
         monitor = self._monitors.get(session_id)
         if monitor is None:
             rec = await self._record(session_id)
@@ -120,12 +162,43 @@ class LiveBackend:
         self._last[session_id] = snap
         return snap
 
+    def _cleaned_snapshot(self, rec: records.SessionRecord) -> SessionSnapshot:
+        """What a cleaned session looked like last: its last snapshot here, else the job states
+        the record keeps; instances and volumes are gone."""
+        last = self._last.get(rec.session_id)
+        if last is not None:
+            gone = tuple(
+                replace(i, state="terminated", public_dns=None)
+                if i.state not in ("terminated",)
+                else i
+                for i in last.instances
+            )
+            return replace(last, instances=gone, volumes=(), notices=())
+        states = getattr(rec, "job_states", None) or {}
+        from awsac_tui.monitor import _record_jobs
+
+        jobs = tuple(
+            replace(j, status=str(states.get(str(j.jobnr)) or states.get(j.jobnr) or "unknown"))
+            for j in _record_jobs(rec)
+        )
+        snap = SessionSnapshot(rec.session_id, rec.cloud.describe(), self.now(), jobs)
+        self._last[rec.session_id] = snap
+        return snap
+
     # ---- compose and start --------------------------------------------------------------
 
     async def compose_choices(self) -> ComposeChoices:
-        profile = self.compose_profile or session.default_profile()
-        cloud = await self._cloud(profile)
+        cloud = await self._cloud(await self._profile())
         return await session.compose_choices(cloud)
+
+    def _spec_cloud(self, spec: SessionSpec) -> CloudProfile:
+        return spec.cloud if spec.cloud != CloudProfile() else self.compose_cloud()
+
+    async def check_references(
+        self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path
+    ) -> list[str]:
+        cloud = await self._cloud(self._spec_cloud(spec))
+        return await session.check_references(cloud, spec, list(jobs))
 
     async def start(
         self,
@@ -135,10 +208,7 @@ class LiveBackend:
         progress: ProgressCallback,
         confirm: ConfirmCallback,
     ) -> str | None:
-        if self.compose_profile is not None and spec.cloud == CloudProfile():
-            spec = replace(spec, cloud=self.compose_profile)
-        elif spec.cloud == CloudProfile():
-            spec = replace(spec, cloud=session.default_profile())
+        spec = replace(spec, cloud=self._spec_cloud(spec))
         cloud = await self._cloud(spec.cloud)
 
         def say(text: str) -> None:
@@ -177,6 +247,45 @@ class LiveBackend:
         rec = await self._record(session_id)
         await session.kill(rec, jobnr, cloud=await self._cloud(rec.cloud))
 
+    async def retry(self, session_id: str, jobs: Sequence[int] | None = None) -> list[int]:
+        rec = await self._record(session_id)
+        verb = getattr(session, "retry", None)
+        if verb is None:
+            raise AwsacError(
+                "retrying lost jobs needs `awsac retry`, which this version of awsac lacks "
+                "(update awsac, or start the jobs again in a new session)"
+            )
+        result = await verb(rec, list(jobs) if jobs else None, cloud=await self._cloud(rec.cloud))
+        self._monitors.pop(session_id, None)  # the record gained a reservation
+        await self._record(session_id, reload=True)
+        numbers = getattr(result, "jobs", result)
+        return [int(n) for n in numbers] if numbers else list(jobs or [])
+
+    def instance_state(self, session_id: str, instance_id: str) -> str | None:
+        snap = self._last.get(session_id)
+        inst = (
+            next((i for i in snap.instances if i.instance_id == instance_id), None)
+            if snap
+            else None
+        )
+        return inst.state if inst else None
+
+    def session_state(self, session_id: str) -> str:
+        rec = self._records.get(session_id)
+        return rec.state if rec else ""
+
+    def retry_policy(self, session_id: str) -> tuple[int, bool]:
+        rec = self._records.get(session_id)
+        return (
+            int(getattr(rec, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS),
+            bool(getattr(rec, "retry_failed", False)),
+        )
+
+    def results_location(self, session_id: str, jobnr: int) -> str:
+        rec = self._records.get(session_id)
+        bucket = rec.bucket if rec else "?"
+        return f"s3://{bucket}/{s3layout.results_key(session_id, jobnr)}"
+
     async def terminate_instance(self, session_id: str, instance_id: str) -> None:
         rec = await self._record(session_id)
         await session.terminate(rec, instance_id, cloud=await self._cloud(rec.cloud))
@@ -207,7 +316,11 @@ class LiveBackend:
 
     async def cleanup(self, session_id: str) -> list[str]:
         rec = await self._record(session_id)
-        removed = await session.cleanup(rec, cloud=await self._cloud(rec.cloud))
+        self._cleaning.add(session_id)  # refreshes meanwhile show the last known job states
+        try:
+            removed = await session.cleanup(rec, cloud=await self._cloud(rec.cloud))
+        finally:
+            self._cleaning.discard(session_id)
         self._monitors.pop(session_id, None)
         await self._record(session_id, reload=True)
         return removed

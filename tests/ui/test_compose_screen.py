@@ -74,12 +74,15 @@ async def test_compose_eventgen_from_scratch_save_and_start(make_app, backend, t
             JobLine(SNAP, "gen_30.sh", 2, 0),
             JobLine(SNAP, "gen_1000.sh", 2, 0),
         ]
+        await wait_for(pilot, lambda: screen.valid)  # the cloud confirmed image and snapshots
         assert screen.problems == []
+        assert "✓ valid" in screen_text(app)
         plan = str(screen.query_one("#plan", Static).content)
         assert "4 jobs → 2 instances\n× 2 cores, 0 unused" in plan
         assert "LI 1: jobs 3 4" in plan
         # ctrl+s writes jobs.cfg + session.toml that read back the same
         await pilot.press("ctrl+s")
+        await wait_for_verbs(app)
         assert [(j.snapshot, j.script, j.count) for j in read_jobs_cfg(job_dir / "jobs.cfg")] == [
             (SNAP, "gen_30.sh", 2),
             (SNAP, "gen_1000.sh", 2),
@@ -90,8 +93,9 @@ async def test_compose_eventgen_from_scratch_save_and_start(make_app, backend, t
             "c5.large",
             "atlassessions",
         )
-        # ctrl+r: the paper's question, then the session screen
-        await pilot.press("ctrl+r")
+        assert spec.cloud.local  # saved where it runs: `awsac start` on it uses the same cloud
+        # ctrl+g: the paper's question, then the session screen
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         question = app.screen.question
         assert "Run exactly 2 instances of type c5.large" in question
@@ -104,22 +108,55 @@ async def test_compose_eventgen_from_scratch_save_and_start(make_app, backend, t
         assert app.screen_stack[-2].id == "sessions"  # compose was replaced
 
 
-async def test_declining_the_start_stays_on_compose(make_app, backend, tmp_path) -> None:
+async def test_placeholders_are_not_valid_and_a_pick_replaces_the_snapshot(
+    make_app, backend, tmp_path
+) -> None:
+    """The example's snap-00000000 and ami-00000000 are refused by name and line; picking the
+    cloud's snapshot in the line dialog replaces the placeholder; then starting can be declined."""
     job_dir = _job_dir(tmp_path, with_cfg=True)
     app = make_app()
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         screen = await _compose(pilot)
         screen.open_dir(job_dir)
-        await pilot.pause()
-        # the example's placeholder snapshot id is valid syntax; loaded from jobs.cfg
-        assert len(screen.lines) == 2 and screen.problems == []
-        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(screen.lines) == 2)
+        await wait_for(pilot, lambda: screen.refs_checked is not None)
+        problems = "\n".join(screen.problems)
+        assert "session.toml: image_id 'ami-00000000' does not exist" in problems
+        assert "jobs.cfg, line 7: snapshot snap-00000000 does not exist" in problems
+        assert "jobs.cfg, line 8: snapshot snap-00000000 does not exist" in problems
+        assert "make one with `awsac local snapshot DIR`" in problems
+        assert "None" not in problems and "line 0" not in problems
+        assert not screen.valid and "✓ valid" not in screen_text(app)
+        await pilot.press("ctrl+g")  # refused: nothing is started
+        await wait_for_verbs(app)
+        assert not any(c[0] == "start" for c in backend.calls)
+        screen.query_one("#image", Select).value = "ami-0abc1234"
+        table = screen.query_one("#lines", KeyedTable)
+        for row in (0, 1):
+            table.focus()
+            table.move_cursor(row=row)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, JobLineModal))
+            modal = app.screen
+            assert modal.query_one("#snap-input", Input).value == "snap-00000000"
+            modal.query_one("#snap-select", Select).value = SNAP  # the pick
+            await pilot.pause()
+            assert modal.query_one("#snap-input", Input).value == SNAP  # replaced it
+            await pilot.click("#ok")
+            await wait_for(pilot, lambda: app.screen is screen)
+        assert [jl.snapshot for jl in screen.lines] == [SNAP, SNAP]
+        await wait_for(pilot, lambda: screen.valid)
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("n")
         await wait_for_verbs(app)
         await pilot.pause()
         assert app.screen is screen
         assert backend.start_session_id not in [c.session_id for c in await backend.list_sessions()]
+        # the save before the start kept the user's comments
+        text = (job_dir / "jobs.cfg").read_text()
+        assert "# The paper's example session" in text and f"{SNAP};gen_30.sh;2" in text
+        assert "# c5.large has 2 vCPUs" in (job_dir / "session.toml").read_text()
 
 
 async def test_open_existing_session_and_validation_inline(make_app, tmp_path) -> None:
@@ -128,7 +165,7 @@ async def test_open_existing_session_and_validation_inline(make_app, tmp_path) -
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _compose(pilot)
         screen.open_dir(job_dir)
-        await pilot.pause()
+        await wait_for(pilot, lambda: screen.lines != [])
         assert screen.query_one("#shortdescr", Input).value == "eventgen"
         # the spec's image is not among the account's: still offered, and selected
         assert screen.query_one("#image", Select).value == "ami-00000000"
@@ -139,7 +176,7 @@ async def test_open_existing_session_and_validation_inline(make_app, tmp_path) -
         await pilot.press("ctrl+s")  # refused while invalid
         assert any("cannot save" in n.message for n in app._notifications)
         await pilot.press("backspace", "backspace", *"n")
-        assert screen.problems == []
+        assert not any("short description" in p for p in screen.problems)
 
 
 async def test_delete_and_edit_lines(make_app, tmp_path) -> None:
@@ -148,6 +185,7 @@ async def test_delete_and_edit_lines(make_app, tmp_path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _compose(pilot)
         screen.open_dir(job_dir)
+        await wait_for(pilot, lambda: screen.lines != [])
         table = screen.query_one("#lines", KeyedTable)
         table.focus()
         await pilot.press("d")
@@ -190,7 +228,8 @@ async def test_typing_right_away_goes_to_the_job_dir(make_app, tmp_path) -> None
         screen = await _compose(pilot)
         await pilot.press(*str(job_dir), "enter")
         assert isinstance(app.screen, ComposeScreen)  # no line dialog opened by the 'a' in it
-        assert screen.job_dir == job_dir and len(screen.lines) == 2
+        await wait_for(pilot, lambda: len(screen.lines) == 2)
+        assert screen.job_dir == job_dir
 
 
 async def test_lines_get_the_snapshot_descriptions_when_the_choices_arrive(

@@ -90,11 +90,13 @@ async def test_compose_start_watch_logs_console_cleanup(
         compose.query_one("#lines").focus()
         await _add_line(pilot, release_snapshot, "gen_30.sh", 2)
         await _add_line(pilot, release_snapshot, "gen_1000.sh", 2)
+        await wait_for(pilot, lambda: compose.valid, timeout=60)  # the cloud has both
         assert compose.problems == []
         await pilot.press("ctrl+s")
-        assert (job_dir / "session.toml").is_file() and (job_dir / "jobs.cfg").is_file()
+        await wait_for(pilot, lambda: (job_dir / "session.toml").is_file(), timeout=30)
+        assert (job_dir / "jobs.cfg").is_file()
 
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), timeout=60)
         assert "Run exactly 2 instances of type c5.large" in app.screen.question
         await pilot.press("y")
@@ -176,8 +178,8 @@ async def test_kill_a_long_job_from_the_jobs_table(local_cloud: Any, tmp_path: P
         compose.query_one("#lines").focus()
         await _add_line(pilot, "-", "long.sh", 1)
         await _add_line(pilot, "-", "short.sh", 1)
-        assert compose.problems == []
-        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: compose.valid, timeout=60)
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), timeout=60)
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), timeout=60)

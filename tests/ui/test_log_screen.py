@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Log
-from ui_helpers import wait_for
+from ui_helpers import wait_for, wait_for_verbs
 
 from awsac_tui.ui.screens.log import LogScreen
 from awsac_tui.ui.screens.sessions import SessionsScreen
@@ -73,7 +73,8 @@ async def test_follow_wrap_search_and_save(make_app, backend, tmp_path) -> None:
         assert isinstance(app.screen, LogScreen) and app.focused is log
         await pilot.press("n")
         assert screen.match_line == 42  # the only match of "line 42"
-        await pilot.press("s")
+        await pilot.press("ctrl+s")  # save is ctrl+s on every screen
+        await wait_for_verbs(app)
         saved = (tmp_path / "job.log").read_text().splitlines()
         assert saved[-2:] == ["needle here", "end"] and len(saved) == 303
 

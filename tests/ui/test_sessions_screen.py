@@ -69,9 +69,9 @@ async def test_cleanup_asks_then_lists_what_was_removed(make_app, backend) -> No
         assert "volume vol-92e4b1f3" in app.screen.text
         assert ("cleanup", EVENTGEN_ID) in backend.calls
         await pilot.press("escape")
-        # the refreshed list shows no instance alive any more
+        # the refreshed list shows it cleaned (no instance is left)
         table = app.screen.query_one(KeyedTable)
-        await wait_for(pilot, lambda: str(table.row_cells(EVENTGEN_ID)[2]) == "0/2")
+        await wait_for(pilot, lambda: str(table.row_cells(EVENTGEN_ID)[2]) == "cleaned")
 
 
 async def test_cleanup_declined_does_nothing(make_app, backend) -> None:
@@ -100,7 +100,7 @@ async def test_palette_offers_every_bound_action_and_theme_toggles(make_app) -> 
     async with app.run_test(size=(100, 30)) as pilot:
         await _home(pilot)
         titles = [t for t, _, _ in ActionsProvider(app.screen)._commands()]
-        for wanted in ("new", "open", "results", "cleanup", "filter", "quit", "help"):
+        for wanted in ("new", "open", "results", "cleanup", "filter", "quit", "more"):
             assert any(t.endswith(f": {wanted}") for t in titles), wanted
         assert app.theme == "textual-dark"
         await pilot.press("ctrl+t")
@@ -135,8 +135,12 @@ async def test_live_backend_without_a_cloud_shows_errors_not_tracebacks(
     backend = LiveBackend(CloudProfile(profile="awsac-no-such-profile", region="us-east-1"))
     app = AwsacApp(backend, results_dir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = await _home(pilot)
-        assert table.row_count == 0
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "Start the local cloud now?" in app.screen.question
+        assert "awsac-no-such-profile" in app.screen.question
+        await pilot.press("n")  # declined: the list says what to do
+        await wait_for(pilot, lambda: app.screen.id == "sessions")
+        assert "No sessions yet" in screen_text(app)
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen))
         await wait_for(

@@ -37,12 +37,15 @@ def _open(session_id: str):
     return run_before
 
 
-@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+SIZES = [(80, 24), (160, 45)]  # over ssh, and a big terminal
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_sessions_screen(snap_compare, size) -> None:
     assert snap_compare(AwsacApp(FixedBackend.demo()), terminal_size=size, run_before=_home_ready)
 
 
-@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+@pytest.mark.parametrize("size", SIZES)
 def test_session_screen(snap_compare, size) -> None:
     app = AwsacApp(FixedBackend.demo())
     assert snap_compare(app, terminal_size=size, run_before=_open(EVENTGEN_ID))
@@ -53,7 +56,8 @@ def test_session_screen_mixed_statuses(snap_compare) -> None:
     assert snap_compare(app, terminal_size=(120, 34), run_before=_open(MIXED_ID))
 
 
-def test_compose_screen(snap_compare, monkeypatch) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_screen(snap_compare, monkeypatch, size) -> None:
     monkeypatch.chdir(Path(__file__).parent)  # the job dir shows as a relative path
 
     async def run_before(pilot) -> None:
@@ -61,13 +65,28 @@ def test_compose_screen(snap_compare, monkeypatch) -> None:
         screen = ComposeScreen(Path("data/eventgen"))
         await pilot.app.push_screen(screen)
         await wait_for(pilot, lambda: screen.choices.instance_types != ())
+        await wait_for(pilot, lambda: screen.lines != [] and screen.valid)
         screen.query_one("#lines").focus()
         pilot.app.clear_notifications()
         await pilot.pause()
 
-    assert snap_compare(
-        AwsacApp(FixedBackend.demo()), terminal_size=(100, 30), run_before=run_before
-    )
+    assert snap_compare(AwsacApp(FixedBackend.demo()), terminal_size=size, run_before=run_before)
+
+
+def test_job_detail_screen(snap_compare) -> None:
+    """A lost job of its 2nd attempt: the whole cause, both attempts, the last log lines."""
+
+    async def run_before(pilot) -> None:
+        await _open(MIXED_ID)(pilot)
+        screen = pilot.app.screen
+        jobs = screen.query_one("#jobs")
+        jobs.move_cursor(row=jobs.get_row_index("5"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(pilot.app.screen, "log_lines", None) is not None)
+        await pilot.pause()
+
+    app = AwsacApp(FixedBackend.demo())
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_log_screen(snap_compare) -> None:

@@ -7,13 +7,19 @@ import asyncio
 from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from awsac_tui.ui.host import DANGEROUS_ACTIONS, AwsacHost
 
 
 class TitleBar(Static):
     """One line at the top: where we are, the cloud, the refresh rate."""
+
+
+def footer() -> Footer:
+    """The key line of every screen: the screen's first keys, then ``? more`` (every key and
+    the command palette are in the help), few enough to fit 80 columns."""
+    return Footer(show_command_palette=False)
 
 
 class PollingScreen(Screen):
@@ -24,7 +30,9 @@ class PollingScreen(Screen):
     Polls pause while a modal (or another screen) is on top or the app is in the background.
     """
 
-    BINDINGS = [Binding("ctrl+r", "force_refresh", "refresh", show=False)]
+    BINDINGS = [
+        Binding("ctrl+r", "force_refresh", "refresh", show=False),
+    ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

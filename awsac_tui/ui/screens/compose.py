@@ -1,25 +1,29 @@
 """Compose a session: job directory, jobs.cfg lines, instance type, image, bucket, key pair.
 
 Shows live the instance count, unused cores and which launch index runs which job numbers,
-with inline validation; ctrl+s writes jobs.cfg + session.toml, ctrl+r starts the session.
+with inline validation; the form says valid only once the cloud has confirmed that the image
+and every snapshot exist. ctrl+s writes jobs.cfg + session.toml (keeping the user's comments),
+ctrl+g starts the session.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import dataclasses
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from awsac_agent import assignment
 from awsac_agent.errors import AwsacError
+from awsac_agent.fsutil import atomic_write
 from awsac_agent.jobscfg import (
     NO_SNAPSHOT,
     SNAPSHOT_RE,
     JobLine,
     check_script_path,
     check_scripts_exist,
-    read_jobs_cfg,
-    write_jobs_cfg,
+    format_jobs_cfg_keeping,
+    parse_jobs_cfg,
 )
 from rich.text import Text
 from textual import on, work
@@ -27,18 +31,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from awsac_tui import spec as specmod
 from awsac_tui.session import ComposeChoices, StartPlan
 from awsac_tui.spec import SessionSpec
 from awsac_tui.ui.host import AwsacHost
-from awsac_tui.ui.screens.base import TitleBar
+from awsac_tui.ui.screens.base import TitleBar, footer
 from awsac_tui.ui.screens.modals import ConfirmModal, MessageModal, ProgressModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 
 LINE_COLUMNS = [  # the snapshot (id + description) last: it takes the room left, cut if need be
-    ("n", "#", 3),
+    ("n", "line", 4),
     ("script", "script", 13),
     ("count", "count", 5),
     ("jobs", "jobs", 7),
@@ -46,10 +50,16 @@ LINE_COLUMNS = [  # the snapshot (id + description) last: it takes the room left
 ]
 SKIP_FILES = {"jobs.cfg", "session.toml", "session.ini"}
 MAX_PLAN_LINES = 8
+JOBS_CFG_HEADER = "written by awsac: snapshotID;script;count"
+SPEC_HEADER = "written by awsac (format: docs/session-spec.md)"
+REFS_DEBOUNCE = 0.3  # seconds of quiet before the cloud is asked about the image and snapshots
 
 
 def list_scripts(job_dir: Path, limit: int = 500) -> list[str]:
-    """Files in the job directory (relative posix paths), scripts first; hidden files skipped."""
+    """Files in the job directory (relative posix paths), scripts first; hidden files skipped.
+
+    Walks the directory: call it in a thread, never on the event loop.
+    """
     if not job_dir.is_dir():
         return []
     found: list[str] = []
@@ -66,38 +76,156 @@ def list_scripts(job_dir: Path, limit: int = 500) -> list[str]:
     return found
 
 
-def describe_plan(n_jobs: int, cpi: int, price: float | None) -> Text:
-    """``4 jobs → 2 instances × 2 cores, 0 unused`` and the LI -> job numbers lines."""
+def format_hours(minutes: float) -> str:
+    """``45 min``, ``5 h``, ``2.5 h``, ``3 d``."""
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.0f} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f} h"
+    return f"{hours / 24:.0f} d"
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """What the plan panel is computed from."""
+
+    n_jobs: int
+    cpi: int
+    instance_type: str = ""
+    price: float | None = None
+    queue: bool = False
+    max_instances: int | None = None
+    job_minutes: float | None = None
+    vcpu_quota: int | None = None
+    vcpus: int | None = None  # of the instance type (the quota counts vCPUs, not job slots)
+
+
+def describe_plan(plan: PlanInput | int, cpi: int = 0, price: float | None = None) -> Text:
+    """``4 jobs → 2 instances × 2 cores, 0 unused`` and the LI -> job numbers lines (static);
+    ``10,000 jobs on 32 × c5.large (64 cores), about 5 h at 1 min a job`` (queue); the quota."""
+    if not isinstance(plan, PlanInput):
+        plan = PlanInput(plan, cpi, price=price)
+    n_jobs, cpi = plan.n_jobs, plan.cpi
     t = Text()
     if n_jobs <= 0 or cpi <= 0:
         t.append("no jobs yet", style="grey50")
         return t
-    n_inst = assignment.n_instances(n_jobs, cpi)
-    unused = assignment.unused_cores(n_jobs, cpi)
-    t.append(f"{n_jobs} jobs → {n_inst} instance{'s' if n_inst != 1 else ''}", style="bold")
-    t.append(f"\n× {cpi} cores, ")
-    t.append(f"{unused} unused", style="yellow" if unused else "green")
-    for li, jobs in enumerate(assignment.plan(n_jobs, cpi)):
-        if li >= MAX_PLAN_LINES:
-            t.append(f"\n… LI {MAX_PLAN_LINES}..{n_inst - 1}", style="grey50")
-            break
-        nums = " ".join(str(j) for j in jobs) if len(jobs) <= 6 else f"{jobs[0]}-{jobs[-1]}"
-        t.append(f"\nLI {li}: jobs {nums}")
-    if price is not None:
-        t.append(f"\n~${n_inst * price:.2f}/h while running", style="grey50")
+    if plan.queue:
+        n_inst = assignment.n_instances(n_jobs, cpi)
+        if plan.max_instances:
+            n_inst = min(n_inst, plan.max_instances)
+        cores = n_inst * cpi
+        kind = f" × {plan.instance_type}" if plan.instance_type else " instances"
+        t.append(f"{n_jobs:,} jobs on {n_inst}{kind}", style="bold")
+        t.append(f"\n({cores} cores, a queue)")
+        if plan.job_minutes:
+            rounds = -(-n_jobs // cores)
+            t.append(
+                f"\nabout {format_hours(rounds * plan.job_minutes)} at "
+                f"{plan.job_minutes:g} min a job"
+            )
+    else:
+        n_inst = assignment.n_instances(n_jobs, cpi)
+        unused = assignment.unused_cores(n_jobs, cpi)
+        t.append(f"{n_jobs:,} jobs → {n_inst} instance{'s' if n_inst != 1 else ''}", style="bold")
+        t.append(f"\n× {cpi} cores, ")
+        t.append(f"{unused} unused", style="yellow" if unused else "green")
+        if plan.job_minutes:
+            t.append(f"\nabout {format_hours(plan.job_minutes)} at {plan.job_minutes:g} min a job")
+        for li, jobs in enumerate(assignment.plan(n_jobs, cpi)):
+            if li >= MAX_PLAN_LINES:
+                t.append(f"\n… LI {MAX_PLAN_LINES}..{n_inst - 1}", style="grey50")
+                break
+            nums = " ".join(str(j) for j in jobs) if len(jobs) <= 6 else f"{jobs[0]}-{jobs[-1]}"
+            t.append(f"\nLI {li}: jobs {nums}")
+    if plan.vcpu_quota is not None:
+        need = n_inst * (plan.vcpus or cpi)
+        if need > plan.vcpu_quota:
+            t.append(f"\nneeds {need} vCPUs: quota {plan.vcpu_quota}", style="bold red")
+        else:
+            t.append(f"\n{need} of {plan.vcpu_quota} vCPUs quota", style="grey50")
+    if plan.price is not None:
+        t.append(f"\n~${n_inst * plan.price:.2f}/h while running", style="grey50")
     return t
 
 
-class JobLineModal(ModalScreen[JobLine | None]):
-    """Edit one jobs.cfg line: snapshot (picked or typed), script (picked or typed), count."""
+class DirectoryModal(ModalScreen[tuple[Path, str] | None]):
+    """Ask for a directory (and a description) to make a snapshot of."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, line: JobLine | None, choices: ComposeChoices, scripts: list[str]) -> None:
+    def __init__(self, title: str, explain: str, directory: str = "") -> None:
+        super().__init__(classes="dialog")
+        self.title_text = title
+        self.explain = explain
+        self.directory = directory
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Static(self.explain, id="question", markup=False)
+            with Grid(id="line-form"):
+                yield Label("directory")
+                yield Input(
+                    self.directory, placeholder="e.g. ~/atlas/release", id="dir-input", compact=True
+                )
+                yield Label("description")
+                yield Input("", placeholder="e.g. ATLAS 14.2.10", id="descr-input", compact=True)
+            yield Static("", id="line-problems", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button("Make snapshot", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#dir-input").focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        self.check_and_dismiss()
+
+    @work(group="dir-check", exclusive=True)
+    async def check_and_dismiss(self) -> None:
+        text = self.query_one("#dir-input", Input).value.strip()
+        path = Path(text).expanduser()
+        ok = bool(text) and await asyncio.to_thread(path.is_dir)
+        if not ok:
+            self.query_one("#line-problems", Static).update(
+                f"{text or '(empty)'} is not a directory: give the directory whose content "
+                "the jobs should find on their volume"
+            )
+            return
+        self.dismiss((path, self.query_one("#descr-input", Input).value.strip()))
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self.query_one("#ok", Button).press()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class JobLineModal(ModalScreen[JobLine | None]):
+    """Edit one jobs.cfg line. One snapshot field and one script field: typing goes there, and a
+    pick from the lists below replaces what the field holds."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(
+        self,
+        line: JobLine | None,
+        choices: ComposeChoices,
+        scripts: list[str],
+        *,
+        can_make_snapshot: bool = False,
+    ) -> None:
         super().__init__(classes="dialog")
         self.line = line
         self.choices = choices
         self.scripts = scripts
+        self.can_make_snapshot = can_make_snapshot
 
     def compose(self) -> ComposeResult:
         line = self.line
@@ -109,33 +237,46 @@ class JobLineModal(ModalScreen[JobLine | None]):
             for s in self.choices.snapshots
         ]
         snap_options.append(("-  (no software volume)", NO_SNAPSHOT))
-        known = {v for _, v in snap_options}
-        current_snap = (line.snapshot or NO_SNAPSHOT) if line else Select.NULL
-        typed_snap = ""
-        if line and current_snap not in known:
-            typed_snap, current_snap = str(line.snapshot), Select.NULL
-        script_options = [(s, s) for s in self.scripts]
-        current_script = line.script if line and line.script in self.scripts else Select.NULL
-        typed_script = line.script if line and line.script not in self.scripts else ""
+        typed_snap = (line.snapshot or NO_SNAPSHOT) if line else ""
         with Vertical(id="dialog"):
-            yield Label("job line" if line else "new job line", id="dialog-title")
+            yield Label(
+                f"jobs.cfg line {line.lineno}" if line and line.lineno else "new job line",
+                id="dialog-title",
+            )
             with Grid(id="line-form"):
                 yield Label("snapshot")
-                yield Select(
-                    snap_options, value=current_snap, id="snap-select", compact=True, prompt="pick"
+                yield Input(
+                    typed_snap,
+                    placeholder="e.g. snap-0123abcd, or - for none",
+                    id="snap-input",
+                    compact=True,
                 )
-                yield Label("or type")
-                yield Input(typed_snap, placeholder="snap-0123abcd", id="snap-input", compact=True)
+                yield Label("")
+                with Horizontal(classes="pick-row"):
+                    yield Select(
+                        snap_options,
+                        id="snap-select",
+                        compact=True,
+                        prompt="pick one of the cloud's snapshots",
+                    )
+                    if self.can_make_snapshot:
+                        yield Button("from a dir…", id="make-snapshot", compact=True)
+                yield Label("")
+                yield Static("", id="snap-about", markup=False)
                 yield Label("script")
+                yield Input(
+                    line.script if line else "",
+                    placeholder="e.g. myjob.sh",
+                    id="script-input",
+                    compact=True,
+                )
+                yield Label("")
                 yield Select(
-                    script_options,
-                    value=current_script,
+                    [(s, s) for s in self.scripts],
                     id="script-select",
                     compact=True,
-                    prompt="pick",
+                    prompt="pick a file of the job dir",
                 )
-                yield Label("or type")
-                yield Input(typed_script, placeholder="myjob.sh", id="script-input", compact=True)
                 yield Label("count")
                 yield Input(
                     str(line.count) if line else "1", id="count-input", type="integer", compact=True
@@ -145,31 +286,58 @@ class JobLineModal(ModalScreen[JobLine | None]):
                 yield Button("OK", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#snap-input").focus()
+        self.describe_snapshot()
+
+    @on(Select.Changed, "#snap-select")
+    def snapshot_picked(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:  # the pick replaces what the field holds
+            self.query_one("#snap-input", Input).value = str(event.value)
+
+    @on(Select.Changed, "#script-select")
+    def script_picked(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self.query_one("#script-input", Input).value = str(event.value)
+
+    @on(Input.Changed, "#snap-input")
+    def describe_snapshot(self) -> None:
+        snap = self.query_one("#snap-input", Input).value.strip()
+        about = self.query_one("#snap-about", Static)
+        known = {s.snapshot_id: s for s in self.choices.snapshots}
+        if not snap:
+            about.update("")
+        elif snap == NO_SNAPSHOT:
+            about.update("no software volume for these jobs")
+        elif snap in known:
+            s = known[snap]
+            about.update(
+                f"{s.description or 'no description'}"
+                + (f", {s.size_gib} GiB" if s.size_gib else "")
+            )
+        else:
+            about.update("not one of the cloud's snapshots (checked when you save)")
+
     def current(self) -> tuple[JobLine | None, list[str]]:
         typed = self.query_one("#snap-input", Input).value.strip()
-        picked = self.query_one("#snap-select", Select).value
         problems: list[str] = []
-        snap: str | None
-        if typed:
-            snap = None if typed == NO_SNAPSHOT else typed
-        elif picked is Select.NULL:
-            snap = None
-            problems.append("pick a snapshot, or type one (- for none)")
-        else:
-            snap = None if picked == NO_SNAPSHOT else str(picked)
-        if snap is not None and not SNAPSHOT_RE.match(snap):
-            problems.append(f"{snap!r} is not a snapshot id (snap-<hex>, or - for none)")
+        snap: str | None = None
+        if not typed:
+            problems.append("snapshot: pick one, or type one (- for none)")
+        elif typed != NO_SNAPSHOT:
+            snap = typed
+            if not SNAPSHOT_RE.match(snap):
+                problems.append(
+                    f"snapshot: {snap!r} is not a snapshot id (snap-<hex>, or - for none)"
+                )
         script = self.query_one("#script-input", Input).value.strip()
-        if not script:
-            value = self.query_one("#script-select", Select).value
-            script = "" if value is Select.NULL else str(value)
         why = check_script_path(script)
         if why:
-            problems.append(why)
+            problems.append(f"script: {why}")
         count_s = self.query_one("#count-input", Input).value.strip()
         count = int(count_s) if count_s.isdigit() else 0
         if count < 1:
-            problems.append(f"count {count_s!r} must be a positive integer")
+            problems.append(f"count: {count_s!r} must be a positive integer")
         if problems:
             return None, problems
         return JobLine(snap, script, count, self.line.lineno if self.line else 0), []
@@ -178,11 +346,44 @@ class JobLineModal(ModalScreen[JobLine | None]):
         if event.button.id == "cancel":
             self.dismiss(None)
             return
+        if event.button.id == "make-snapshot":
+            self.ask_snapshot()
+            return
         line, problems = self.current()
         if line is None:
             self.query_one("#line-problems", Static).update("\n".join(problems))
             return
         self.dismiss(line)
+
+    @work(group="verbs", exit_on_error=False)
+    async def ask_snapshot(self) -> None:
+        answer = await self.app.push_screen_wait(
+            DirectoryModal(
+                "new snapshot",
+                "Make a snapshot of a directory on the local cloud "
+                "(the same as `awsac local snapshot DIR`).",
+            )
+        )
+        if answer is None:
+            return
+        directory, description = answer
+        self.notify(f"making a snapshot of {directory} …")
+        try:
+            snap_id = await self.app.backend.make_snapshot(directory, description)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.app.report_error("snapshot", exc)  # type: ignore[attr-defined]
+            return
+        from awsac_tui.session import SnapshotInfo
+
+        self.choices = replace(
+            self.choices,
+            snapshots=(
+                SnapshotInfo(snap_id, description or directory.name),
+                *self.choices.snapshots,
+            ),
+        )
+        self.query_one("#snap-input", Input).value = snap_id
+        self.notify(f"made {snap_id} of {directory}")
 
     @on(Input.Submitted)
     def submitted(self) -> None:
@@ -192,18 +393,75 @@ class JobLineModal(ModalScreen[JobLine | None]):
         self.dismiss(None)
 
 
+@dataclass(frozen=True)
+class LoadedDir:
+    """What reading a job directory found (read in a thread)."""
+
+    job_dir: Path
+    scripts: list[str]
+    spec: SessionSpec | None = None
+    spec_name: str | None = None
+    spec_text: str | None = None
+    cfg_text: str | None = None
+    lines: list[JobLine] = dataclasses.field(default_factory=list)
+    errors: list[tuple[str, AwsacError]] = dataclasses.field(default_factory=list)
+
+
+def read_job_dir(job_dir: Path) -> LoadedDir:
+    """Scripts, session.toml (or session.ini) and jobs.cfg of a job directory (blocking I/O)."""
+    scripts = list_scripts(job_dir)
+    found = LoadedDir(job_dir, scripts)
+    for name in ("session.toml", "session.ini"):
+        path = job_dir / name
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+                spec = specmod.load_spec(path)
+            except (AwsacError, OSError, UnicodeDecodeError) as exc:
+                err = exc if isinstance(exc, AwsacError) else AwsacError(f"{path}: {exc}")
+                found.errors.append((f"reading {path}", err))
+                break
+            found = replace(
+                found,
+                spec=spec,
+                spec_name=name,
+                spec_text=text if name == "session.toml" else None,
+            )
+            break
+    cfg = job_dir / "jobs.cfg"
+    if cfg.is_file():
+        try:
+            text = cfg.read_text(encoding="utf-8-sig")
+            found = replace(found, cfg_text=text, lines=parse_jobs_cfg(text, str(cfg)))
+        except (AwsacError, OSError, UnicodeDecodeError) as exc:
+            err = exc if isinstance(exc, AwsacError) else AwsacError(f"{cfg}: {exc}")
+            found.errors.append((f"reading {cfg}", err))
+    return found
+
+
+def _read_if_exists(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return None
+
+
 class ComposeScreen(Screen):
     """Write or start a new session; loads an existing jobs.cfg + session.toml/ini."""
 
     BINDINGS = [
         Binding("escape", "back", "back"),
-        Binding("a", "add_line", "add line"),
-        Binding("e", "edit_line", "edit", show=False),
-        Binding("d", "delete_line", "delete line"),
-        Binding("ctrl+o", "open_dir", "open dir"),
         Binding("ctrl+s", "save", "save"),
-        Binding("ctrl+r", "start", "start"),
+        Binding("ctrl+g", "start", "start"),
+        Binding("a", "add_line", "add line"),
+        Binding("ctrl+l", "jump_lines", "job lines"),
+        Binding("d", "delete_line", "delete line", show=False),
+        Binding("e", "edit_line", "edit line", show=False),
+        Binding("ctrl+o", "open_dir", "open dir", show=False),
+        Binding("q", "quit", "quit", show=False),
     ]
+
+    AUTO_FOCUS = "#job-dir"  # typing goes there first, not to the a/d line keys
 
     def __init__(self, job_dir: Path | None = None) -> None:
         super().__init__(id="compose")
@@ -213,6 +471,17 @@ class ComposeScreen(Screen):
         self.choices = ComposeChoices()
         self.problems: list[str] = []
         self.loaded_spec: SessionSpec | None = None
+        self.spec_text: str | None = None
+        """session.toml as it was read (None: there was none), for a round-trip save."""
+        self.cfg_text: str | None = None
+        """jobs.cfg as it was read (None: there was none), for a save that keeps comments."""
+        self.ref_problems: list[str] = []
+        self.refs_checked: tuple | None = None
+        """The draft (image, snapshots) the cloud last confirmed or refuted."""
+        self.refs_error: str | None = None
+        self.saved: tuple | None = None
+        """The draft as last loaded or saved: Esc asks first when it changed."""
+        self.loading = False
 
     @property
     def awsac(self) -> AwsacHost:
@@ -225,18 +494,20 @@ class ComposeScreen(Screen):
                 yield Label("job dir")
                 yield Input(
                     str(self.job_dir or ""),
-                    placeholder="~/jobs/eventgen",
+                    placeholder="e.g. ~/jobs/eventgen (enter loads it)",
                     id="job-dir",
                     compact=True,
                 )
                 yield Label("short descr")
-                yield Input("", placeholder="eventgen", id="shortdescr", max_length=8, compact=True)
+                yield Input(
+                    "", placeholder="e.g. eventgen", id="shortdescr", max_length=8, compact=True
+                )
                 yield Label("instance type")
-                yield Select([], id="instance-type", compact=True, prompt="type")
+                yield Select([], id="instance-type", compact=True, prompt="(pick a type)")
                 yield Label("image")
-                yield Select([], id="image", compact=True, prompt="image")
+                yield Select([], id="image", compact=True, prompt="(pick an image)")
                 yield Label("bucket")
-                yield Input("", placeholder="atlassessions", id="bucket", compact=True)
+                yield Input("", placeholder="e.g. atlassessions", id="bucket", compact=True)
                 yield Label("key pair")
                 yield Select([], id="key-pair", compact=True, prompt="(none)")
                 yield Label("status store")
@@ -250,9 +521,17 @@ class ComposeScreen(Screen):
                 yield Label("jobs/instance")
                 yield Input(
                     "",
-                    placeholder="all vCPUs",
+                    placeholder="(all vCPUs)",
                     id="jobs-per-instance",
                     type="integer",
+                    compact=True,
+                )
+                yield Label("min per job")
+                yield Input(
+                    "",
+                    placeholder="(estimate, optional)",
+                    id="job-minutes",
+                    type="number",
                     compact=True,
                 )
             with Horizontal(id="lines-row"):
@@ -260,17 +539,39 @@ class ComposeScreen(Screen):
                 yield Static("", id="plan")
             yield Static("", id="scripts", markup=False)
             yield Static("", id="problems")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        self.query_one("#lines").border_title = "jobs.cfg"
+        self.query_one("#compose-body").can_focus = False  # Tab goes from field to field
+        self.query_one("#lines").border_title = "jobs.cfg (a add, enter edit, d delete)"
         self.load_choices()
         if self.job_dir:
             self.open_dir(self.job_dir)
-            self.query_one("#lines").focus()
-        else:  # the first thing to give: typing goes there, not to the a/d line keys
-            self.query_one("#job-dir").focus()
+            self.call_after_refresh(self.query_one("#lines").focus)
+        self.saved = self.draft()
         self.revalidate()
+
+    # ---- the draft and whether it changed -----------------------------------------------
+
+    def draft(self) -> tuple:
+        """What the user would lose: the job dir, the spec and the lines."""
+        spec = self.build_spec()
+        return (
+            str(self.job_dir or ""),
+            spec,
+            self._value("#job-minutes"),
+            tuple((jl.snapshot, jl.script, jl.count) for jl in self.lines),
+        )
+
+    @property
+    def changed(self) -> bool:
+        return self.saved is not None and self.draft() != self.saved
+
+    def _rebaseline(self, was_clean: bool) -> None:
+        if was_clean:
+            self.saved = self.draft()
+
+    # ---- the account's choices ----------------------------------------------------------
 
     @work(group="compose-choices", exit_on_error=False)
     async def load_choices(self) -> None:
@@ -282,6 +583,7 @@ class ComposeScreen(Screen):
         self.set_choices(choices)
 
     def set_choices(self, choices: ComposeChoices) -> None:
+        was_clean = not self.changed
         self.choices = choices
         spec = self.loaded_spec
         types = [(f"{t.name}  {t.vcpus} vCPU", t.name) for t in choices.instance_types]
@@ -290,7 +592,7 @@ class ComposeScreen(Screen):
         self._set_options("#instance-type", types, spec.instance_type if spec else None)
         images = [(f"{i.image_id}  {i.name}", i.image_id) for i in choices.images]
         if spec and spec.image_id not in {i.image_id for i in choices.images}:
-            images.append((spec.image_id, spec.image_id))
+            images.append((f"{spec.image_id}  (from session.toml)", spec.image_id))
         self._set_options("#image", images, spec.image_id if spec else None)
         keys = [(k, k) for k in choices.key_pairs]
         self._set_options("#key-pair", keys, spec.key_name if spec else None)
@@ -299,6 +601,7 @@ class ComposeScreen(Screen):
             bucket.value = choices.buckets[0]
         if self.lines:  # the snapshots' descriptions arrived
             self.show_lines()
+        self._rebaseline(was_clean)
         self.revalidate()
 
     def _set_options(
@@ -319,7 +622,8 @@ class ComposeScreen(Screen):
 
     @on(Input.Submitted, "#job-dir")
     def job_dir_submitted(self, event: Input.Submitted) -> None:
-        self.open_dir(Path(event.value).expanduser())
+        if event.value.strip():
+            self.open_dir(Path(event.value.strip()).expanduser())
 
     def action_open_dir(self) -> None:
         value = self.query_one("#job-dir", Input).value.strip()
@@ -329,34 +633,40 @@ class ComposeScreen(Screen):
             self.query_one("#job-dir", Input).focus()
 
     def open_dir(self, job_dir: Path) -> None:
-        """Use ``job_dir``: list its scripts, load its jobs.cfg and session.toml/ini if present."""
+        """Use ``job_dir``: list its scripts, load its jobs.cfg and session.toml/ini if present
+        (read in a thread worker)."""
         self.job_dir = job_dir
         box = self.query_one("#job-dir", Input)
         if box.value != str(job_dir):
             box.value = str(job_dir)
-        self.scripts = list_scripts(job_dir)
-        loaded: list[str] = []
-        for name in ("session.toml", "session.ini"):
-            path = job_dir / name
-            if path.is_file():
-                try:
-                    spec = specmod.load_spec(path)
-                except AwsacError as exc:
-                    self.awsac.report_error(f"reading {path}", exc)
-                    break
-                self.load_spec_values(spec)
-                loaded.append(name)
-                break
-        cfg = job_dir / "jobs.cfg"
-        if cfg.is_file():
-            try:
-                self.lines = read_jobs_cfg(cfg)
-                loaded.append("jobs.cfg")
-            except AwsacError as exc:
-                self.awsac.report_error(f"reading {cfg}", exc)
+        self.loading = True
+        self._load_dir(job_dir)
+
+    @work(group="load-dir", exclusive=True, exit_on_error=False)
+    async def _load_dir(self, job_dir: Path) -> None:
+        try:
+            found = await asyncio.to_thread(read_job_dir, job_dir)
+        finally:
+            self.loading = False
+        if job_dir != self.job_dir:
+            return
+        was_clean = not self.changed
+        self.scripts = found.scripts
+        for what, exc in found.errors:
+            self.awsac.report_error(what, exc)
+        loaded = []
+        if found.spec is not None:
+            self.spec_text = found.spec_text
+            self.load_spec_values(found.spec)
+            loaded.append(found.spec_name or "session.toml")
+        if found.cfg_text is not None and found.lines:
+            self.cfg_text = found.cfg_text
+            self.lines = list(found.lines)
+            loaded.append("jobs.cfg")
         if loaded:
             self.notify(f"loaded {' + '.join(loaded)} from {job_dir}")
         self.show_lines()
+        self._rebaseline(was_clean)
         self.revalidate()
 
     def load_spec_values(self, spec: SessionSpec) -> None:
@@ -367,21 +677,29 @@ class ComposeScreen(Screen):
         self.query_one("#jobs-per-instance", Input).value = (
             str(spec.jobs_per_instance) if spec.jobs_per_instance else ""
         )
+        minutes = getattr(spec, "job_minutes", None)
+        self.query_one("#job-minutes", Input).value = f"{minutes:g}" if minutes else ""
         self.set_choices(self.choices)
 
     # ---- lines --------------------------------------------------------------------------
+
+    def numbered(self, lines: list[JobLine] | None = None) -> list[JobLine]:
+        """The lines with the line numbers they have in the jobs.cfg that saving writes."""
+        lines = self.lines if lines is None else lines
+        _, numbers = format_jobs_cfg_keeping(self.cfg_text or "", lines, JOBS_CFG_HEADER)
+        return [replace(jl, lineno=n) for jl, n in zip(lines, numbers, strict=True)]
 
     def show_lines(self) -> None:
         table = self.query_one("#lines", KeyedTable)
         descr = {s.snapshot_id: s.description for s in self.choices.snapshots}
         rows = {}
         first = 1
-        for k, line in enumerate(self.lines):
+        for k, line in enumerate(self.numbered()):
             snap = line.snapshot or NO_SNAPSHOT
             label = f"{snap} {descr[snap]}" if snap in descr else snap
             last = first + line.count - 1
             rows[f"line{k}"] = (
-                str(k + 1),
+                str(line.lineno),
                 line.script,
                 str(line.count),
                 f"{first}-{last}" if last > first else str(first),
@@ -392,7 +710,7 @@ class ComposeScreen(Screen):
             table.sync(rows)
 
     def edit(self, index: int | None) -> None:
-        line = self.lines[index] if index is not None else None
+        line = self.numbered()[index] if index is not None else None
 
         def done(result: JobLine | None) -> None:
             if result is None:
@@ -404,7 +722,15 @@ class ComposeScreen(Screen):
             self.show_lines()
             self.revalidate()
 
-        self.app.push_screen(JobLineModal(line, self.choices, self.scripts), done)
+        self.app.push_screen(
+            JobLineModal(
+                line,
+                self.choices,
+                self.scripts,
+                can_make_snapshot=self.awsac.backend.compose_cloud().local,
+            ),
+            done,
+        )
 
     def _cursor_index(self) -> int | None:
         key = self.query_one("#lines", KeyedTable).cursor_key
@@ -417,6 +743,9 @@ class ComposeScreen(Screen):
         index = self._cursor_index()
         if index is not None:
             self.edit(index)
+
+    def action_jump_lines(self) -> None:
+        self.query_one("#lines", KeyedTable).focus()
 
     @on(KeyedTable.RowSelected, "#lines")
     def line_selected(self, event: KeyedTable.RowSelected) -> None:
@@ -431,11 +760,18 @@ class ComposeScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # single-letter keys type into inputs; only act on them when an input is not focused
-        if action in ("add_line", "edit_line", "delete_line") and isinstance(self.focused, Input):
+        if action in ("add_line", "edit_line", "delete_line", "quit") and isinstance(
+            self.focused, Input
+        ):
+            return False
+        if action in ("edit_line", "delete_line") and not self.lines:
             return False
         if action == "start" and getattr(self.app, "read_only", False):
             return None  # read-only: shown disabled
         return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
 
     # ---- the spec, validation and the plan ---------------------------------------------
 
@@ -448,10 +784,16 @@ class ComposeScreen(Screen):
     def build_spec(self) -> SessionSpec:
         jpi = self._value("#jobs-per-instance")
         base = self.loaded_spec or SessionSpec("", "", "", "")
-        return replace(
+        image = self._value("#image")
+        cloud = base.cloud
+        if cloud == specmod.CloudProfile():  # where the draft is composed and will run
+            cloud = self.awsac.backend.compose_cloud()
+        spec = replace(
             base,
             instance_type=self._value("#instance-type"),
-            image_id=self._value("#image"),
+            image_id=image,
+            # a picked image of the account's own: the stated owner belonged to the old one
+            image_owner=base.image_owner if image == base.image_id else None,
             bucket=self._value("#bucket"),
             shortdescr=self._value("#shortdescr"),
             key_name=self._value("#key-pair") or None,
@@ -460,7 +802,18 @@ class ComposeScreen(Screen):
             n_jobs=None,
             jobs_cfg="jobs.cfg",
             job_dir=None,
+            cloud=cloud,
         )
+        if "job_minutes" in {f.name for f in dataclasses.fields(SessionSpec)}:
+            spec = replace(spec, job_minutes=self.job_minutes())  # type: ignore[call-arg]
+        return spec
+
+    def job_minutes(self) -> float | None:
+        try:
+            value = float(self._value("#job-minutes") or 0)
+        except ValueError:
+            return None
+        return value if value > 0 else None
 
     def cores_per_instance(self, spec: SessionSpec) -> int:
         vcpus = next(
@@ -472,14 +825,24 @@ class ComposeScreen(Screen):
         problems: list[str] = []
         if self.job_dir is None:
             problems.append("job dir: give the directory with your job scripts (enter loads it)")
-        elif not self.job_dir.is_dir():
-            problems.append(f"job dir: {self.job_dir} is not a directory")
-        if not self.lines:
-            problems.append("jobs.cfg: no job lines (press a to add one)")
-        elif self.job_dir is not None and self.job_dir.is_dir():
-            problems += check_scripts_exist(self.lines, self.scripts, "jobs.cfg")
-        problems += specmod.validate_spec(spec, self.lines or None)
+        elif self.loading:
+            problems.append(f"job dir: reading {self.job_dir} …")
+        elif not self.scripts:
+            problems.append(f"job dir: {self.job_dir} is not a directory with job scripts")
+        lines = self.numbered()
+        if not lines:
+            problems.append("jobs.cfg: no job lines (press a on the job lines to add one)")
+        elif self.scripts:
+            problems += check_scripts_exist(lines, self.scripts, "jobs.cfg")
+        problems += specmod.validate_spec(spec, lines or None)
         return problems
+
+    def refs_key(self, spec: SessionSpec) -> tuple:
+        return (
+            spec.cloud,
+            spec.image_id,
+            tuple((jl.snapshot, jl.lineno) for jl in self.numbered()),
+        )
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -490,21 +853,44 @@ class ComposeScreen(Screen):
         if not self.is_mounted:
             return
         spec = self.build_spec()
-        self.problems = self.validate(spec)
+        local = self.validate(spec)
+        key = self.refs_key(spec)
+        if not local and key != self.refs_checked:
+            self.check_refs(spec, key)
+        refs_known = key == self.refs_checked
+        self.problems = local + (self.ref_problems if refs_known else [])
         n = sum(line.count for line in self.lines)
-        price = next(
-            (t.hourly_price for t in self.choices.instance_types if t.name == spec.instance_type),
-            None,
-        )
+        itype = next((t for t in self.choices.instance_types if t.name == spec.instance_type), None)
         self.query_one("#plan", Static).update(
-            describe_plan(n, self.cores_per_instance(spec), price)
+            describe_plan(
+                PlanInput(
+                    n,
+                    self.cores_per_instance(spec),
+                    spec.instance_type,
+                    itype.hourly_price if itype else None,
+                    queue=getattr(spec, "assignment", "static") == "queue",
+                    max_instances=getattr(spec, "max_instances", None),
+                    job_minutes=self.job_minutes(),
+                    vcpu_quota=getattr(self.choices, "vcpu_quota", None),
+                    vcpus=itype.vcpus if itype else None,
+                )
+            )
         )
         t = Text()
         if self.problems:
             for k, p in enumerate(self.problems):
                 t.append(("\n" if k else "") + "✗ " + p, style="red")
+        elif not refs_known:
+            snaps = {jl.snapshot for jl in self.lines if jl.snapshot}
+            t.append(
+                f"… asking {spec.cloud.describe()} whether the image and "
+                f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''} exist",
+                style="yellow",
+            )
+        elif self.refs_error:
+            t.append(f"✗ could not check the image and snapshots: {self.refs_error}", style="red")
         else:
-            t.append("✓ valid: ctrl+s saves, ctrl+r starts", style="green")
+            t.append("✓ valid: ctrl+s saves, ctrl+g starts", style="green")
         for note in self.choices.notes:
             t.append("\n! " + note, style="yellow")
         self.query_one("#problems", Static).update(t)
@@ -515,48 +901,110 @@ class ComposeScreen(Screen):
         )
         self.query_one(TitleBar).update(
             Text.assemble(
-                (" awsac ─ new session", "bold"), f"   {where} ({len(self.scripts)} files)"
+                (" awsac ─ new session", "bold"),
+                f"   {where} ({len(self.scripts)} files)",
+                (f"   cloud: {spec.cloud.describe()}", "grey50"),
             )
         )
 
+    @property
+    def valid(self) -> bool:
+        """Locally valid, and the cloud confirmed the image and every snapshot."""
+        spec = self.build_spec()
+        return (
+            not self.validate(spec)
+            and self.refs_key(spec) == self.refs_checked
+            and not self.ref_problems
+            and not self.refs_error
+        )
+
+    @work(group="refs", exclusive=True, exit_on_error=False)
+    async def check_refs(self, spec: SessionSpec, key: tuple) -> None:
+        await asyncio.sleep(REFS_DEBOUNCE)  # typing: ask once the form is quiet
+        try:
+            problems = await self.awsac.backend.check_references(
+                spec, self.numbered(), self.job_dir or Path.cwd()
+            )
+            error = None
+        except Exception as exc:  # noqa: BLE001 - shown in the form
+            problems, error = [], str(exc) or type(exc).__name__
+        self.ref_problems, self.refs_error, self.refs_checked = problems, error, key
+        self.revalidate()
+
     # ---- save and start -----------------------------------------------------------------
 
-    def _ready(self, verb: str) -> SessionSpec | None:
+    async def _ready(self, verb: str) -> SessionSpec | None:
+        """The spec when the draft is valid (waiting for the cloud's answer), else None."""
         spec = self.build_spec()
-        self.problems = self.validate(spec)
         self.revalidate()
-        if self.problems:
+        if not self.validate(spec) and self.refs_key(spec) != self.refs_checked:
+            worker = self.check_refs(spec, self.refs_key(spec))
+            await worker.wait()
+        if not self.valid:
+            self.revalidate()
             self.notify(
-                f"cannot {verb}: {len(self.problems)} problem(s) shown below", severity="error"
+                f"cannot {verb}: {len(self.problems) or 1} problem(s) shown below",
+                severity="error",
             )
             return None
         return spec
 
-    def action_save(self) -> bool:
-        spec = self._ready("save")
-        if spec is None or self.job_dir is None:
-            return False
+    async def _save(self, spec: SessionSpec) -> bool:
+        """Write jobs.cfg and session.toml, keeping the user's comments; ask before replacing
+        a file that changed since it was read."""
+        assert self.job_dir is not None
+        job_dir = self.job_dir
+        lines = list(self.lines)
+        cfg_text, _ = format_jobs_cfg_keeping(self.cfg_text or "", lines, JOBS_CFG_HEADER)
+        n = sum(jl.count for jl in lines)
+        keep_n = self.loaded_spec is not None and self.loaded_spec.n_jobs is not None
+        spec_text = specmod.update_spec_text(
+            self.spec_text or "", replace(spec, n_jobs=n if keep_n else None), SPEC_HEADER
+        )
+        targets = [
+            (job_dir / "jobs.cfg", cfg_text, self.cfg_text),
+            (job_dir / "session.toml", spec_text, self.spec_text),
+        ]
+        for path, _, read in targets:
+            now = await asyncio.to_thread(_read_if_exists, path)
+            if now is not None and now != (read or "") and now != _:
+                why = "changed since it was read" if read is not None else "was not read here"
+                ok = await self.app.push_screen_wait(
+                    ConfirmModal(
+                        "overwrite?",
+                        f"{path} exists and {why}. Replace it with the draft?",
+                        yes="Replace",
+                        danger=True,
+                    )
+                )
+                if not ok:
+                    self.notify("not saved", severity="warning")
+                    return False
         try:
-            write_jobs_cfg(
-                self.job_dir / "jobs.cfg",
-                self.lines,
-                header="written by awsac: snapshotID;script;count",
-            )
-            specmod.write_spec(self.job_dir / "session.toml", spec, header="written by awsac")
+            for path, text, _ in targets:
+                await asyncio.to_thread(atomic_write, path, text.encode("utf-8"), 0o644)
         except OSError as exc:
             self.awsac.report_error("save", exc)
             return False
-        self.notify(f"wrote jobs.cfg and session.toml in {self.job_dir}")
+        self.cfg_text, self.spec_text = cfg_text, spec_text
+        self.loaded_spec = spec
+        self.saved = self.draft()
+        self.show_lines()
+        self.notify(f"wrote jobs.cfg and session.toml in {job_dir}")
         return True
 
+    def action_save(self) -> None:
+        self.save_draft()
+
+    @work(group="verbs", exclusive=True, exit_on_error=False)
+    async def save_draft(self) -> bool:
+        spec = await self._ready("save")
+        if spec is None:
+            return False
+        return await self._save(spec)
+
     def action_start(self) -> None:
-        spec = self._ready("start")
-        if spec is None or self.job_dir is None:
-            return
-        # jobs.cfg travels in the session archive: write it (and session.toml) first
-        if not self.action_save():
-            return
-        self.start_session(spec, list(self.lines), self.job_dir)
+        self.start_session()
 
     async def confirm_start(self, plan: StartPlan) -> bool:
         """The paper's question, asked in a modal before any instance is run."""
@@ -574,7 +1022,14 @@ class ComposeScreen(Screen):
         return await answer
 
     @work(group="verbs", exclusive=True, exit_on_error=False)
-    async def start_session(self, spec: SessionSpec, lines: list[JobLine], job_dir: Path) -> None:
+    async def start_session(self) -> None:
+        spec = await self._ready("start")
+        if spec is None or self.job_dir is None:
+            return
+        # jobs.cfg travels in the session archive: write it (and session.toml) first
+        if not await self._save(spec):
+            return
+        lines, job_dir = self.numbered(), self.job_dir
         modal = [ProgressModal(f"starting {spec.shortdescr}")]
         await self.app.push_screen(modal[0])
 
@@ -607,5 +1062,28 @@ class ComposeScreen(Screen):
         self.app.pop_screen()  # compose
         self.awsac.open_session(session_id)
 
+    def leave(self, then) -> None:
+        """Run ``then`` now, or after the user agreed to drop a changed draft."""
+        if not self.changed:
+            then()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "discard the draft?",
+                "This draft has changes that are not saved (ctrl+s saves them). Discard them?",
+                yes="Discard",
+                danger=True,
+            ),
+            answered,
+        )
+
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.leave(self.app.pop_screen)
+
+    def action_quit(self) -> None:
+        self.leave(self.app.exit)

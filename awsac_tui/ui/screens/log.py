@@ -5,6 +5,7 @@ A ``Log`` widget with ``max_lines`` fed by batched ``write_lines``; follow, wrap
 
 from __future__ import annotations
 
+import asyncio
 import re
 import textwrap
 from collections.abc import Sequence
@@ -13,15 +14,18 @@ from pathlib import Path
 from awsac_agent.status import ACTIVE, PENDING
 from rich.highlighter import Highlighter
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, Log
+from textual.containers import Horizontal
+from textual.widgets import Input, Label, Log
 
-from awsac_tui.ui.screens.base import PollingScreen, TitleBar
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer
 from awsac_tui.views import JobView
 
 MAX_LINES = 200_000
+NOT_STARTED = "Not started yet: the job has no output. This view refreshes by itself."
+NO_CONSOLE = "No console output yet (an instance prints it while it boots)."
 
 
 class SearchHighlighter(Highlighter):
@@ -72,8 +76,9 @@ class LogScreen(PollingScreen):
         Binding("slash", "search", "search", key_display="/"),
         Binding("n", "next_match", "next", show=False),
         Binding("N", "previous_match", "previous", show=False),
-        Binding("s", "save", "save"),
+        Binding("ctrl+s", "save", "save"),
         Binding("ctrl+r", "force_refresh", "refresh", show=False),
+        Binding("q", "app.quit", "quit", show=False),
     ]
 
     def __init__(
@@ -99,18 +104,25 @@ class LogScreen(PollingScreen):
         self.query_text = ""
         self.match_line: int | None = None
         self.highlighter = SearchHighlighter()
+        self.started = True
+        """False for a job that has not started: its empty log says so."""
+        self.final = False
+        """True once nothing more can come (the console of an instance that is gone)."""
+        self.placeholder_shown = False
 
     @classmethod
     def for_job(cls, session_id: str, job: JobView) -> LogScreen:
         live = job.status in ACTIVE or job.status == PENDING
         where = f" · {job.instance_id}" if job.instance_id else ""
-        return cls(
+        screen = cls(
             session_id,
             f"job {job.jobnr} · {job.shellscript or '?'}{where}",
             jobnr=job.jobnr,
             live=live,
             save_name=f"{session_id}_job_{job.jobnr}.log",
         )
+        screen.started = job.runstarttime is not None or job.status != PENDING
+        return screen
 
     @classmethod
     def for_console(cls, session_id: str, instance_id: str) -> LogScreen:
@@ -127,8 +139,12 @@ class LogScreen(PollingScreen):
         log = Log(max_lines=MAX_LINES, highlight=True, id="log")
         log.highlighter = self.highlighter
         yield log
-        yield Input(placeholder="search (enter: next match, esc: close)", id="search", compact=True)
-        yield Footer()
+        with Horizontal(id="search-bar", classes="prompt-bar"):
+            yield Label("search /", classes="prompt")
+            yield Input(
+                placeholder="text; enter: next match, esc: close", id="search", compact=True
+            )
+        yield footer()
 
     def on_mount(self) -> None:
         self.wrap = self.app.size.width < WRAP_BELOW  # no horizontal scrolling over ssh
@@ -140,7 +156,9 @@ class LogScreen(PollingScreen):
 
     def update_title(self) -> None:
         t = Text(f" {self.title_text}", style="bold")
-        if self.live:
+        if self.final:
+            t.append(" · final (the instance is gone)", style="grey50")
+        elif self.live:
             t.append(f" · live (every {self.next_interval():g} s)", style="grey50")
         else:
             t.append(" · saved", style="grey50")
@@ -157,7 +175,11 @@ class LogScreen(PollingScreen):
         if self.jobnr is not None:
             return await backend.job_log(self.session_id, self.jobnr)
         assert self.instance_id is not None
-        return await backend.console_output(self.session_id, self.instance_id)
+        text = await backend.console_output(self.session_id, self.instance_id)
+        state = backend.instance_state(self.session_id, self.instance_id)
+        if state == "terminated":  # what it printed is all there will be
+            self.final, self.live = True, False
+        return text
 
     def next_interval(self) -> float:
         if not self.live:
@@ -181,10 +203,27 @@ class LogScreen(PollingScreen):
     def apply(self, data: object) -> None:
         text: str = data  # type: ignore[assignment]
         lines = text.splitlines()
-        append, fresh = new_lines(self.raw_lines, lines)
         log = self.query_one(Log)
+        if not lines and not self.raw_lines:  # say why the view is empty
+            if not self.placeholder_shown:
+                log.clear()
+                log.write_line(
+                    NOT_STARTED
+                    if self.jobnr is not None and not self.started
+                    else NO_CONSOLE
+                    if self.jobnr is None
+                    else "No output yet."
+                )
+                self.placeholder_shown = True
+            self.update_title()
+            return
+        if self.placeholder_shown:
+            log.clear()
+            self.placeholder_shown = False
+        append, fresh = new_lines(self.raw_lines, lines)
         if append:
             if not fresh:
+                self.update_title()
                 return
             self.raw_lines.extend(fresh)
         else:
@@ -224,9 +263,8 @@ class LogScreen(PollingScreen):
         self.update_title()
 
     def action_search(self) -> None:
-        box = self.query_one("#search", Input)
-        box.display = True
-        box.focus()
+        self.query_one("#search-bar").display = True
+        self.query_one("#search", Input).focus()
 
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
@@ -241,8 +279,7 @@ class LogScreen(PollingScreen):
 
     def on_key(self, event) -> None:
         if event.key == "escape" and self.focused is self.query_one("#search"):
-            box = self.query_one("#search", Input)
-            box.display = False
+            self.query_one("#search-bar").display = False
             self.query_one(Log).focus()
             event.stop()
             event.prevent_default()
@@ -274,9 +311,15 @@ class LogScreen(PollingScreen):
         self._find(-1)
 
     def action_save(self) -> None:
+        self.save_log()
+
+    @work(group="verbs", exit_on_error=False)
+    async def save_log(self) -> None:
+        """Write the log to the results dir, in a thread (a big log on a slow disk)."""
         path = Path(self.awsac.results_dir) / self.save_name
+        text = "\n".join(self.raw_lines) + "\n"
         try:
-            path.write_text("\n".join(self.raw_lines) + "\n", encoding="utf-8")
+            await asyncio.to_thread(path.write_text, text, encoding="utf-8")
         except OSError as exc:
             self.awsac.report_error(f"save {path}", exc)
             return

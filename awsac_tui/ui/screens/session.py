@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from awsac_agent.status import ACTIVE, TERMINAL
+from awsac_agent.status import TERMINAL
 from rich.style import Style
 from rich.text import Span, Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Label, Static
 
-from awsac_tui.ui.screens.base import PollingScreen, TitleBar
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer
 from awsac_tui.ui.screens.modals import ConfirmModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 from awsac_tui.ui.widgets.status import (
@@ -57,10 +57,11 @@ JOB_COLUMNS = [
     ("li", "LI", 3),
     ("started", "started", 8),
     ("runtime", "run time", 8),
+    ("attempt", "try", 3),
     ("instance", "instance", 19),
     ("snapshot", "snapshot", 22),
 ]
-JOB_DROP = ("snapshot", "instance")
+JOB_DROP = ("snapshot", "instance", "attempt")
 ROOT_DEVICES = frozenset({"/dev/sda1", "/dev/xvda", "/dev/sda", "/dev/nvme0n1"})
 
 
@@ -76,11 +77,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def instance_cells(inst: InstanceView, now: datetime) -> tuple:
+def instance_cells(inst: InstanceView, now: datetime, gone: datetime | None = None) -> tuple:
+    """An instances-table row; the uptime stops when the instance went (``gone``)."""
     alive = inst.state in ("pending", "running")
+    end = now if alive else (inst.ended_at or gone)
     uptime = (
-        format_duration((now - inst.launch_time).total_seconds())
-        if inst.launch_time and alive
+        format_duration((end - inst.launch_time).total_seconds())
+        if inst.launch_time and end is not None
         else ""
     )
     return (
@@ -127,18 +130,25 @@ def volume_order(cells: tuple) -> tuple[int, str, bool]:
     return li, on, kind != "root"
 
 
-def job_cells(job: JobView, now: datetime) -> tuple:
+def job_end(job: JobView, gone: datetime | None) -> datetime | None:
+    """When the job's clock stops: its run end; else ``gone`` (when its instance went, or when
+    the job was first seen ended without an end time: lost, killed); None: it still runs."""
+    if job.runendtime is not None and job.status != "running":
+        return job.runendtime
+    return gone
+
+
+def job_cells(job: JobView, now: datetime, gone: datetime | None = None) -> tuple:
+    """A jobs-table row; ``gone``: when the job's instance ended (its clock stops there)."""
     if job.runstarttime is None:
         started, runtime = "", ""
     else:
-        end = job.runendtime if job.status not in ACTIVE else None
-        if job.status in ("waitforsave", "saving") and job.runendtime:
-            end = job.runendtime
+        end = job_end(job, gone)
         started = job.runstarttime.strftime("%H:%M:%S")
         runtime = format_duration(((end or now) - job.runstarttime).total_seconds())
     status = status_text(job.status)
-    if job.error and job.status == "failed":
-        status.append(f" {job.error}", style="red")
+    if job.error and job.status in ("failed", "lost", "killed"):
+        status.append(f" {job.error}", style="red")  # cut here; enter shows the whole cause
     return (
         str(job.jobnr),
         job.shellscript or "",
@@ -147,26 +157,38 @@ def job_cells(job: JobView, now: datetime) -> tuple:
         "" if job.launchindex is None else str(job.launchindex),
         started,
         runtime,
+        str(job.attempt) if job.attempt > 1 or job.history else "",
         job.instance_id or "",
         job.snapshot or "-",
     )
 
 
 class SessionScreen(PollingScreen):
-    """Live tables of one session, refreshed by one polling worker."""
+    """Live tables of one session, refreshed by one polling worker.
+
+    Keys act on the focused table's rows: on jobs enter (detail), l (log), k (kill), R (retry);
+    on instances c (console), s (ssh), t (terminate); the footer shows those that apply.
+    """
 
     BINDINGS = [
         Binding("escape", "back", "back"),
+        Binding("enter", "detail", "detail", priority=False),
         Binding("l", "log", "log"),
         Binding("c", "console", "console"),
         Binding("s", "ssh", "ssh"),
-        Binding("k", "kill", "kill job"),
         Binding("t", "terminate", "terminate"),
-        Binding("g", "results", "results"),
-        Binding("x", "cleanup", "cleanup"),
-        Binding("slash", "filter", "filter jobs", key_display="/"),
-        Binding("ctrl+r", "force_refresh", "refresh"),
+        Binding("k", "kill", "kill"),
+        Binding("R", "retry", "retry lost", show=False),
+        Binding("A", "auto_retry", "auto-retry on/off", show=False),
+        Binding("r", "results", "results"),
+        Binding("x", "cleanup", "cleanup", show=False),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("ctrl+r", "force_refresh", "refresh", show=False),
+        Binding("q", "app.quit", "quit", show=False),
     ]
+    JOB_ACTIONS = frozenset({"detail", "log", "kill", "retry"})
+    INSTANCE_ACTIONS = frozenset({"terminate"})
+    ROW_INSTANCE_ACTIONS = frozenset({"console", "ssh"})  # on instances, volumes or a job's
 
     # below 150 columns the instances and volumes tables stack (each gets the full width)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
@@ -178,6 +200,11 @@ class SessionScreen(PollingScreen):
         self.session_id = session_id
         self.snapshot: SessionSnapshot | None = None
         self.job_filter = ""
+        self.state = ""
+        self._gone: dict[str, datetime] = {}
+        """When an instance (id) or an ended job (job:N) was first seen gone, for stopped clocks."""
+        self._retried: set[tuple[int, int]] = set()
+        """(job, attempt) the auto-retry has asked for already."""
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f" {self.session_id}", id="titlebar")
@@ -186,13 +213,15 @@ class SessionScreen(PollingScreen):
             yield KeyedTable(INSTANCE_COLUMNS, drop=INSTANCE_DROP, id="instances")
             yield KeyedTable(VOLUME_COLUMNS, drop=VOLUME_DROP, id="volumes")
         yield KeyedTable(JOB_COLUMNS, drop=JOB_DROP, id="jobs")
-        yield Input(
-            placeholder="filter jobs by status, script, LI or instance (esc clears)",
-            id="job-filter",
-            compact=True,
-        )
+        with Horizontal(id="job-filter-bar", classes="prompt-bar"):
+            yield Label("filter jobs /", classes="prompt")
+            yield Input(
+                placeholder="words of status, script, LI or instance; esc clears",
+                id="job-filter",
+                compact=True,
+            )
         yield Timeline(id="timeline")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one("#instances").border_title = "instances"
@@ -208,6 +237,8 @@ class SessionScreen(PollingScreen):
 
     def next_interval(self) -> float:
         snap = self.snapshot
+        if self.cleaned:
+            return self.awsac.scale_interval(60.0)
         if snap is None or not snap.instances or any(i.state == "pending" for i in snap.instances):
             return self.awsac.scale_interval(1.0)
         alive = any(i.state in ("pending", "running") for i in snap.instances)
@@ -217,15 +248,46 @@ class SessionScreen(PollingScreen):
             return self.awsac.scale_interval(2.0)
         return self.awsac.scale_interval(5.0)
 
+    @property
+    def cleaned(self) -> bool:
+        return self.state == "cleaned"
+
+    # ---- stopped clocks -----------------------------------------------------------------
+
+    def _seen_gone(self, key: str, when: datetime) -> datetime:
+        return self._gone.setdefault(key, when)
+
+    def instance_gone(self, inst: InstanceView | None, now: datetime) -> datetime | None:
+        """When ``inst`` went (EC2's time, else when first seen gone); None while it is up."""
+        if inst is None or inst.state in ("pending", "running"):
+            return None
+        return inst.ended_at or self._seen_gone(inst.instance_id, now)
+
+    def job_stop(
+        self, job: JobView, by_id: dict[str, InstanceView], now: datetime
+    ) -> datetime | None:
+        gone = self.instance_gone(by_id.get(job.instance_id or ""), now)
+        if job.runendtime is not None and job.status != "running":
+            return job.runendtime
+        if gone is not None and job.runstarttime is not None:
+            return max(gone, job.runstarttime)
+        if job.status in TERMINAL and job.runstarttime is not None:
+            return self._seen_gone(f"job:{job.jobnr}:{job.attempt}", now)
+        return None
+
     def apply(self, data: object) -> None:
         snap: SessionSnapshot = data  # type: ignore[assignment]
         self.snapshot = snap
+        self.state = self.awsac.backend.session_state(self.session_id)
         now = self.awsac.backend.now()
         lis = {i.instance_id: i.launchindex for i in snap.instances}
         job_snapshots = {j.snapshot for j in snap.jobs if j.snapshot}
         with self.app.batch_update():
             self.query_one("#instances", KeyedTable).sync(
-                {i.instance_id: instance_cells(i, now) for i in snap.instances}
+                {
+                    i.instance_id: instance_cells(i, now, self.instance_gone(i, now))
+                    for i in snap.instances
+                }
             )
             volumes = self.query_one("#volumes", KeyedTable)
             added, _, _ = volumes.sync(
@@ -236,6 +298,8 @@ class SessionScreen(PollingScreen):
             self.sync_jobs(now)
             self.query_one(Timeline).update_snapshot(snap, now)
             self.update_header()
+        if self.app.auto_retry and not self.cleaned:  # type: ignore[attr-defined]
+            self.auto_retry_lost()
 
     def job_matches(self, job: JobView) -> bool:
         """Whether ``job`` passes the filter (every word must match status, script, LI or id)."""
@@ -256,17 +320,21 @@ class SessionScreen(PollingScreen):
 
     def sync_jobs(self, now: datetime) -> None:
         assert self.snapshot is not None
+        by_id = {i.instance_id: i for i in self.snapshot.instances}
         table = self.query_one("#jobs", KeyedTable)
         added, _, _ = table.sync(
-            {str(j.jobnr): job_cells(j, now) for j in self.snapshot.jobs if self.job_matches(j)}
+            {
+                str(j.jobnr): job_cells(j, now, self.job_stop(j, by_id, now))
+                for j in self.snapshot.jobs
+                if self.job_matches(j)
+            }
         )
         if added and table.row_count > added:  # rows came back after a filter: keep job order
             table.sort("jobnr", key=lambda cell: int(str(cell)))
 
     def action_filter(self) -> None:
-        box = self.query_one("#job-filter", Input)
-        box.display = True
-        box.focus()
+        self.query_one("#job-filter-bar").display = True
+        self.query_one("#job-filter", Input).focus()
 
     @on(Input.Changed, "#job-filter")
     def job_filter_changed(self, event: Input.Changed) -> None:
@@ -310,15 +378,46 @@ class SessionScreen(PollingScreen):
                 for sp in title.spans
             ]
             jobs_table.border_title = title
-        kind = "/".join(sorted(types)) if wide else ""  # the type is on the sessions screen
-        t.append(f"  {kind}{' ' if kind else ''}{alive}/{len(snap.instances)} up")
-        t.append(f"  ↻ {self.interval:g}s", style="grey50")
+        if self.cleaned:
+            t.append("  cleaned", style="bold grey50 reverse")
+            t.append(" (last known states)", style="grey50")
+        else:
+            kind = "/".join(sorted(types)) if wide else ""  # the type is on the sessions screen
+            t.append(f"  {kind}{' ' if kind else ''}{alive}/{len(snap.instances)} up")
+            if self.app.auto_retry:  # type: ignore[attr-defined]
+                t.append("  auto-retry", style="cyan")
+            t.append(f"  ↻ {self.interval:g}s", style="grey50")
         self.query_one(TitleBar).update(t)
         notices = self.query_one("#notices", Static)
         notices.display = bool(snap.notices)
         notices.update(" ⚠ " + " · ".join(snap.notices) if snap.notices else "")
 
     # ---- the focused row ----------------------------------------------------------------
+
+    def focused_table(self) -> str:
+        """``jobs``, ``instances`` or ``volumes``: whose rows the keys act on."""
+        focused = self.app.focused
+        if isinstance(focused, KeyedTable) and focused.id in ("instances", "volumes"):
+            return focused.id
+        return "jobs"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = super().check_action(action, parameters)
+        if allowed is not True:
+            return allowed
+        if isinstance(self.app.focused, Input) and action in self.JOB_ACTIONS | {"detail"}:
+            return False
+        table = self.focused_table()
+        if action in self.JOB_ACTIONS and table != "jobs":
+            return False  # hidden: these act on jobs, and no job row is focused
+        if action in self.INSTANCE_ACTIONS and table != "instances":
+            return False
+        if self.cleaned and action in ("console", "ssh", "terminate", "kill", "retry"):
+            return False  # nothing is left in the cloud
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
 
     def focused_job(self) -> JobView | None:
         if self.snapshot is None:
@@ -330,7 +429,7 @@ class SessionScreen(PollingScreen):
         return next((j for j in self.snapshot.jobs if str(j.jobnr) == key), None)
 
     def focused_instance(self) -> InstanceView | None:
-        """The instance of the focused row: the instances table's, else the focused job's."""
+        """The instance of the focused row: the instances table's, the volume's, or the job's."""
         if self.snapshot is None:
             return None
         focused = self.app.focused
@@ -349,21 +448,37 @@ class SessionScreen(PollingScreen):
     # ---- actions ------------------------------------------------------------------------
 
     def action_back(self) -> None:
-        box = self.query_one("#job-filter", Input)
-        if box.display:  # esc first clears the job filter
-            box.value = ""
-            box.display = False
+        if self.query_one("#job-filter-bar").display:  # esc first clears the job filter
+            self.query_one("#job-filter", Input).value = ""
+            self.query_one("#job-filter-bar").display = False
             self.query_one("#jobs", KeyedTable).focus()
             return
         self.app.pop_screen()
 
+    @on(KeyedTable.RowSelected, "#jobs")
+    def job_selected(self) -> None:
+        self.action_detail()
+
+    @on(KeyedTable.RowSelected, "#instances")
+    def instance_selected(self) -> None:
+        self.action_console()
+
+    def action_detail(self) -> None:
+        from awsac_tui.ui.screens.detail import JobDetailScreen
+
+        job = self.focused_job()
+        if job is None or self.snapshot is None:
+            self.notify("no job selected", severity="warning")
+            return
+        by_id = {i.instance_id: i for i in self.snapshot.instances}
+        now = self.awsac.backend.now()
+        self.app.push_screen(
+            JobDetailScreen(self.session_id, job, by_id, self.job_stop(job, by_id, now))
+        )
+
     def action_log(self) -> None:
         from awsac_tui.ui.screens.log import LogScreen
 
-        focused = self.app.focused
-        if isinstance(focused, KeyedTable) and focused.id in ("instances", "volumes"):
-            self.action_console()
-            return
         job = self.focused_job()
         if job is None:
             self.notify("no job selected", severity="warning")
@@ -383,6 +498,9 @@ class SessionScreen(PollingScreen):
         inst = self.focused_instance()
         if inst is None:
             self.notify("this row has no instance yet", severity="warning")
+            return
+        if inst.state not in ("pending", "running"):
+            self.notify(f"{inst.instance_id} is {inst.state}: no shell", severity="warning")
             return
         self.awsac.run_ssh(self.session_id, inst.instance_id)
 
@@ -405,6 +523,74 @@ class SessionScreen(PollingScreen):
             f"kill job {job.jobnr}",
             lambda: self.awsac.backend.kill_job(self.session_id, job.jobnr),
             f"kill requested for job {job.jobnr}",
+        )
+
+    def lost_jobs(self) -> list[JobView]:
+        return [j for j in self.snapshot.jobs if j.status == "lost"] if self.snapshot else []
+
+    def action_retry(self) -> None:
+        """Run the focused job again if it is lost, else every lost job of the session."""
+        job = self.focused_job()
+        max_attempts, retry_failed = self.awsac.backend.retry_policy(self.session_id)
+        retryable = ("lost", "failed") if retry_failed else ("lost",)
+        if job is not None and job.status in retryable:
+            jobs = [job]
+        else:
+            jobs = self.lost_jobs()
+        if not jobs:
+            self.notify("no lost job to retry", severity="warning")
+            return
+        numbers = [j.jobnr for j in jobs]
+        over = [j.jobnr for j in jobs if j.attempt >= max_attempts]
+        text = ", ".join(str(n) for n in numbers)
+        question = (
+            f"Run job{'s' if len(numbers) > 1 else ''} {text} again on a new instance?\n"
+            "Each attempt's log and results are kept."
+        )
+        if over:
+            question += (
+                f"\n(job {', '.join(map(str, over))} had {max_attempts} attempts: the most "
+                "max_attempts allows; this is one more)"
+            )
+        self._confirm_then(
+            ConfirmModal("retry", question, yes="Retry"),
+            f"retry job {text}",
+            lambda: self.awsac.backend.retry(self.session_id, numbers),
+            f"retrying job {text}",
+        )
+
+    def action_auto_retry(self) -> None:
+        self.app.auto_retry = not self.app.auto_retry  # type: ignore[attr-defined]
+        max_attempts, _ = self.awsac.backend.retry_policy(self.session_id)
+        self.notify(
+            f"auto-retry on: lost jobs run again, up to {max_attempts} attempts"
+            if self.app.auto_retry  # type: ignore[attr-defined]
+            else "auto-retry off"
+        )
+        self.update_header()
+        if self.app.auto_retry:  # type: ignore[attr-defined]
+            self.auto_retry_lost()
+
+    def auto_retry_lost(self) -> None:
+        """With auto-retry on: ask once per (job, attempt) for lost jobs under max_attempts."""
+        max_attempts, retry_failed = self.awsac.backend.retry_policy(self.session_id)
+        retryable = ("lost", "failed") if retry_failed else ("lost",)
+        jobs = [
+            j
+            for j in (self.snapshot.jobs if self.snapshot else ())
+            if j.status in retryable
+            and j.attempt < max_attempts
+            and (j.jobnr, j.attempt) not in self._retried
+        ]
+        if not jobs:
+            return
+        self._retried.update((j.jobnr, j.attempt) for j in jobs)
+        numbers = [j.jobnr for j in jobs]
+        text = ", ".join(map(str, numbers))
+        self._run_verb(
+            f"auto-retry of job {text}",
+            lambda: self.awsac.backend.retry(self.session_id, numbers),
+            f"auto-retry: job {text} run again",
         )
 
     def action_terminate(self) -> None:
