@@ -32,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds an instance stays pending before it boots (default 1)",
     )
+    up.add_argument(
+        "--vm",
+        action="store_true",
+        help="instances are QEMU virtual machines of the images (builds them first if needed)",
+    )
+    img = sub.add_parser("image", help="the VM images of `up --vm` (build, show)")
+    img.add_argument("action", choices=("build", "show"), help="build (when out of date), show")
+    img.add_argument("--force", action="store_true", help="build again even when up to date")
     sub.add_parser("down", help="stop the local cloud and every instance process")
     status = sub.add_parser("status", help="endpoint, instances, volumes, snapshots, domains")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -49,14 +57,35 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args: argparse.Namespace) -> int:
     running = service.running_info()
     started = time.monotonic()
-    info = service.ensure_up(boot_delay=args.boot_delay)
+    info = service.ensure_up(boot_delay=args.boot_delay, vm=True if args.vm else None)
     if running is not None:
         print(f"local cloud already running at {info.endpoint} (pid {info.pid})")
     else:
         took = time.monotonic() - started
         print(f"local cloud up at {info.endpoint} (pid {info.pid}) in {took:.1f} s")
     print(f"image {info.image_id}, region {info.region}; `awsac local env` for the AWS CLI")
+    if info.runner == "vm":
+        print("instances are QEMU virtual machines (docs/local-cloud.md, VM mode)")
     return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    from awsac_tui.local import image
+
+    if args.action == "build":
+        started = time.monotonic()
+        built = image.ensure_images(force=args.force)
+        print(f"VM images ready in {time.monotonic() - started:.0f} s (cache {image.vm_dir()})")
+    else:
+        built = {k: v for k in image.KINDS if (v := image.find_image(k)) is not None}
+    for kind in image.KINDS:
+        found = built.get(kind)
+        if found is None:
+            print(f"{kind}: not built (`awsac local image build`)")
+        else:
+            took = found.manifest().get("build_seconds", "?")
+            print(f"{kind}: {found.directory} (built in {took} s)")
+    return 0 if len(built) == len(image.KINDS) else 1
 
 
 def _down(_args: argparse.Namespace) -> int:
@@ -174,6 +203,7 @@ def _shell(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "up": _up,
+    "image": _image,
     "down": _down,
     "status": _status,
     "env": _env,

@@ -264,6 +264,13 @@ class InstanceRunner:
 
     # ---- volumes (for the metadata endpoint's device extension) -----------------------------
 
+    def volume_attached(self, volume: Any) -> None:
+        """AttachVolume happened. Processes need nothing: the metadata endpoint answers for
+        attached volumes (volume_info); the VM runner hot-plugs a disk here."""
+
+    def volume_detached(self, volume_id: str, instance_id: str) -> None:
+        """DetachVolume happened (nothing to do for processes; the VM runner unplugs)."""
+
     def volume_info(self, instance: Any, volume_id: str) -> dict[str, object] | None:
         """The local device view of ``volume_id`` when it is attached to ``instance``."""
         backend = instance.ec2_backend

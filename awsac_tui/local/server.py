@@ -35,6 +35,8 @@ from awsac_tui.local.common import (
     REGION,
     SIDE_PREFIX,
     SIDE_TOKEN_HEADER,
+    STOCK_IMAGE_ID,
+    STOCK_IMAGE_NAME,
     side_token_path,
     token_matches,
     write_json_atomic,
@@ -112,13 +114,19 @@ def install_ec2_patches() -> None:
         volume = self.get_volume(volume_id)
         if volume.attachment is not None:
             raise VolumeInUseError(volume_id, volume.attachment.instance.id)
-        return original_attach(self, volume_id, instance_id, device_path, *args, **kwargs)
+        attachment = original_attach(self, volume_id, instance_id, device_path, *args, **kwargs)
+        if _runner is not None:
+            _runner.volume_attached(volume)
+        return attachment
 
     def detach_volume(self: Any, volume_id: str, instance_id: str | None, device_path: str) -> Any:
         volume = self.get_volume(volume_id)
         if not instance_id and volume.attachment is not None:
             instance_id = volume.attachment.instance.id
-        return original_detach(self, volume_id, instance_id, device_path)
+        detached = original_detach(self, volume_id, instance_id, device_path)
+        if _runner is not None and instance_id:
+            _runner.volume_detached(volume_id, instance_id)
+        return detached
 
     def get_console_output(self: Any) -> Any:
         from moto.core.responses import ActionResult
@@ -149,15 +157,15 @@ def prepare_backends(region: str) -> str:
     from moto.ec2.models.amis import Ami
 
     backend = ec2_backends[ACCOUNT_ID][region]
-    if IMAGE_ID not in backend.amis:
-        backend.amis[IMAGE_ID] = Ami(
-            backend,
-            IMAGE_ID,
-            instance=None,
-            source_ami=None,
-            name=IMAGE_NAME,
-            description="awsac local cloud image (boots the awsac agent as a local process)",
-        )
+    for image_id, name, description in (
+        (IMAGE_ID, IMAGE_NAME, "awsac local cloud image (the agent's boot step at boot)"),
+        (STOCK_IMAGE_ID, STOCK_IMAGE_NAME, "awsac local stock image (cloud-init, no agent)"),
+    ):
+        if image_id not in backend.amis:
+            backend.amis[image_id] = Ami(
+                backend, image_id, instance=None, source_ami=None, name=name,
+                description=description,
+            )  # fmt: skip
     return IMAGE_ID
 
 
@@ -379,6 +387,7 @@ class LocalCloudService:
         self.image_id = ""
         self.endpoint = ""
         self.token = ""
+        self.vm = False  # the runner: process machines, or QEMU VMs (--vm)
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -390,6 +399,7 @@ class LocalCloudService:
             "account_id": ACCOUNT_ID,
             "image_id": self.image_id,
             "state_dir": str(self.local.parent),
+            "runner": "vm" if self.vm else "process",
         }
 
     def publish(self) -> None:
@@ -455,7 +465,12 @@ class LocalCloudService:
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
         host, port = server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
-        _runner = InstanceRunner(
+        runner_class = InstanceRunner
+        if self.vm:
+            from awsac_tui.local.vm import VmRunner
+
+            runner_class = VmRunner
+        _runner = runner_class(
             self.local,
             endpoint=self.endpoint,
             region=self.region,
@@ -502,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-dir", required=True, type=Path)
     parser.add_argument("--boot-delay", type=float, default=1.0)
     parser.add_argument("--boot-command", required=True, help="JSON list")
+    parser.add_argument("--vm", action="store_true", help="instances are QEMU VMs (vm.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -513,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     args.local_dir.mkdir(parents=True, exist_ok=True)
     service = LocalCloudService(args.local_dir, args.boot_delay, json.loads(args.boot_command))
+    service.vm = args.vm
     service.serve()
     return 0
 

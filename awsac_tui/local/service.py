@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ class LocalCloudInfo:
     account_id: str
     image_id: str
     state_dir: str
+    runner: str = "process"  # what instances run on: "process", or "vm" (QEMU, `up --vm`)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def _read_service_file() -> LocalCloudInfo | None:
             account_id=data["account_id"],
             image_id=data["image_id"],
             state_dir=data["state_dir"],
+            runner=data.get("runner", "process"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -171,18 +173,35 @@ def _up_lock() -> Iterator[None]:
 
 
 def ensure_up(
-    *, boot_delay: float | None = None, boot_command: list[str] | None = None
+    *,
+    boot_delay: float | None = None,
+    boot_command: list[str] | None = None,
+    vm: bool | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> LocalCloudInfo:
     """Start the local cloud unless it runs already; wait until it answers.
 
     ``boot_delay`` and ``boot_command`` (when given) also apply to a service that runs already.
+    ``vm=True`` starts it with the VM runner (building the VM images first when they are missing,
+    reporting through ``say``); a running service with the other runner is an error.
     """
     with _up_lock():
         info = running_info()
+        if info is not None and vm is not None and (info.runner == "vm") != vm:
+            wanted = "the VM runner (--vm)" if vm else "the process runner"
+            raise LocalCloudError(
+                f"the local cloud runs with the {info.runner} runner, not {wanted}; "
+                f"stop it with `awsac local down`, then `awsac local up{' --vm' if vm else ''}`"
+            )
         if info is None:
+            if vm:
+                from awsac_tui.local import image
+
+                image.ensure_images(say or (lambda line: print(line, file=sys.stderr)))
             info = _start(
                 DEFAULT_BOOT_DELAY if boot_delay is None else boot_delay,
                 boot_command if boot_command is not None else default_boot_command(),
+                vm=bool(vm),
             )
         elif boot_delay is not None or boot_command is not None:
             configure(info, boot_delay=boot_delay, boot_command=boot_command)
@@ -200,7 +219,7 @@ def configure(
     return _side(info.endpoint, "config", payload)
 
 
-def _start(boot_delay: float, boot_command: list[str]) -> LocalCloudInfo:
+def _start(boot_delay: float, boot_command: list[str], vm: bool = False) -> LocalCloudInfo:
     local = local_dir()
     local.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -230,6 +249,7 @@ def _start(boot_delay: float, boot_command: list[str]) -> LocalCloudInfo:
         str(boot_delay),
         "--boot-command",
         json.dumps(boot_command),
+        *(["--vm"] if vm else []),
     ]
     log_path = local / "service.log"
     with log_path.open("ab") as log:

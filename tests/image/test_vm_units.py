@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -98,3 +99,84 @@ def test_metadata_answers_dated_api_versions_and_the_dynamic_listing() -> None:
         assert doc["instanceId"] == "i-0abc" and doc["region"] == "us-east-1"
     finally:
         server.stop()
+
+
+def _spec(tmp_path: Path, **extra: object) -> object:
+    from awsac_tui.local import vm
+
+    return vm.QemuSpec(
+        name="awsac-i-0abc",
+        kernel=tmp_path / "vmlinuz",
+        initrd=tmp_path / "initrd.img",
+        disk=tmp_path / "disk.qcow2",
+        console=tmp_path / "console.log",
+        qmp=tmp_path / "qmp.sock",
+        imds_port=4001,
+        emulator_port=4002,
+        accel="tcg",
+        config=vm.VmConfig(),
+        instance_type="c5.large",
+        system_uuid=vm.smbios_uuid(),
+        env=vm.guest_environment(
+            {
+                "AWSAC_POLL_SECONDS": "2",
+                "AWSAC_WORK_DIR": "/host/path",
+                "AWSAC_VM_MEMORY_MB": "256",
+                "AWSAC_FAULTS": "has space",
+                "PATH": "/usr/bin",
+            }
+        ),
+        **extra,
+    )
+
+
+def test_qemu_command_is_an_ec2_like_machine_on_its_own_network(tmp_path: Path) -> None:
+    from awsac_tui.local import vm
+
+    spec = _spec(tmp_path, volumes=(("vol-0abc", tmp_path / "vol.qcow2"),))
+    cmd = vm.qemu_command(spec)
+    joined = " ".join(cmd)
+    netdev = cmd[cmd.index("-netdev") + 1]
+    assert "restrict=on" in netdev.split(",") and "net=169.254.0.0/16" in netdev
+    # guestfwd in its cmd: form (a tcp: forward connects once only), one per endpoint
+    assert "guestfwd=tcp:169.254.169.254:80-cmd:socat - TCP:127.0.0.1:4001" in netdev
+    assert "guestfwd=tcp:169.254.169.250:80-cmd:socat - TCP:127.0.0.1:4002" in netdev
+    smbios = dict(kv.split("=", 1) for kv in cmd[cmd.index("-smbios") + 1].split(","))
+    uuid = cmd[cmd.index("-uuid") + 1]
+    assert uuid.startswith("ec2") and smbios["serial"] == uuid  # what ds-identify calls AWS
+    assert smbios["manufacturer"] == "Amazon EC2" and smbios["product"] == "c5.large"
+    append = cmd[cmd.index("-append") + 1].split()
+    assert {"root=/dev/vda", "console=ttyS0"} <= set(append)
+    assert "systemd.setenv=AWS_ENDPOINT_URL=http://169.254.169.250" in append
+    assert "systemd.setenv=AWSAC_POLL_SECONDS=2" in append
+    assert not [a for a in append if "WORK_DIR" in a or "VM_MEMORY" in a or "FAULTS" in a]
+    assert ["-m", "512", "-smp", "1"] == cmd[cmd.index("-m") : cmd.index("-m") + 4]
+    assert "tcg,tb-size=64" in cmd and "qemu64" in cmd
+    # a volume attached while stopped is given at boot with the Nitro serial
+    assert "nvme,id=nvme-vol0abc,serial=vol0abc,drive=blk-vol0abc" in cmd
+    assert f"unix:{tmp_path / 'qmp.sock'},server=on,wait=off" in joined
+
+
+@pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img (apt-get install qemu-utils)")
+def test_volume_disk_is_an_overlay_of_the_snapshot_ext4(tmp_path: Path) -> None:
+    import subprocess
+
+    from awsac_tui.local import vm
+
+    content = tmp_path / "snap"
+    (content / "14.2.10").mkdir(parents=True)
+    (content / "14.2.10" / "setup.sh").write_text("echo hi\n")
+    base = vm.ext4_image(content, tmp_path / "snap.ext4", 0)
+    listing = subprocess.run(
+        ["debugfs", "-R", "ls -l /14.2.10", str(base)], capture_output=True, text=True
+    ).stdout
+    assert "setup.sh" in listing
+    disk = vm.overlay(base, tmp_path / "vol-0abc.qcow2", "raw")
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(disk)], capture_output=True, text=True
+        ).stdout
+    )
+    assert info["format"] == "qcow2" and info["backing-filename"] == str(base)
+    empty = vm.ext4_image(None, tmp_path / "vol-0def.ext4", 1)
+    assert empty.stat().st_size == 2**30
