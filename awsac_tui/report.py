@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
+
+from awsac_agent.status import count_statuses
 
 from .records import SessionRecord
 from .views import SessionSnapshot
@@ -73,6 +74,6 @@ def format_resources(snap: SessionSnapshot) -> str:
 
 
 def format_counts(snap: SessionSnapshot) -> str:
-    """Jobs by status, in the order first seen (``3 finished, 1 running``)."""
-    c = Counter(j.status for j in snap.jobs)
-    return ", ".join(f"{n} {s}" for s, n in c.items()) or "no jobs"
+    """Jobs by status, in status order (``3 finished, 1 running``)."""
+    counts = count_statuses(j.status for j in snap.jobs)
+    return ", ".join(f"{n} {s}" for s, n in counts) or "no jobs"

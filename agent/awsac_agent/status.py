@@ -1,4 +1,4 @@
-"""Job status: the vocabulary, its allowed transitions, and the status store's record format.
+"""Job status: the vocabulary, its order and counts, and the status store's record format.
 
 A job's record is item ``jobN`` in a SimpleDB domain named after the session, or the JSON object
 ``session_id/status/jobN.json`` in the S3-only store; both hold the same attributes. This module
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 PENDING = "pending"
 RUNNING = "running"
@@ -23,26 +23,19 @@ FAILED = "failed"
 KILLED = "killed"
 LOST = "lost"
 
-STATUSES = (PENDING, RUNNING, WAITFORSAVE, SAVING, FINISHED, FAILED, KILLED, LOST)
+# A job's path is pending -> running -> waitforsave -> saving -> finished; failed and killed may
+# end it from any live state, and so may lost: the agent sets it when its instance goes away under
+# the job (SIGTERM at shutdown, a spot notice), the client when the instance is gone and the job
+# never ended. A lost job (a failed one with retry_failed) goes back to pending with its attempt
+# raised (``requeued``), up to max_attempts. The store shows a subsequence of the path, since the
+# agent coalesces writes (a job that starts at once has no pending write, a quick save no
+# waitforsave/saving write).
+# The vocabulary, in the one order counts and status bars show it: the path backwards from
+# finished (the furthest along first), then the other ends.
+STATUSES = (FINISHED, SAVING, WAITFORSAVE, RUNNING, PENDING, FAILED, KILLED, LOST)
 TERMINAL = frozenset({FINISHED, FAILED, KILLED, LOST})
 ACTIVE = frozenset({RUNNING, WAITFORSAVE, SAVING})
 
-# status -> statuses it may move to. failed/killed may be reached from any live state; lost too:
-# the agent sets it when its instance goes away under the job (SIGTERM at shutdown, a spot notice),
-# the client when the instance is gone and the job never ended. A lost job (a failed one with
-# retry_failed) goes back to pending with its attempt raised (``requeued``), up to max_attempts.
-# This is a job's path; the store shows a subsequence of it, since the agent coalesces writes (a
-# job that starts at once has no pending write, a quick save no waitforsave/saving write).
-TRANSITIONS: Dict[str, frozenset] = {
-    PENDING: frozenset({RUNNING, FAILED, KILLED, LOST}),
-    RUNNING: frozenset({WAITFORSAVE, FAILED, KILLED, LOST}),
-    WAITFORSAVE: frozenset({SAVING, FAILED, KILLED, LOST}),
-    SAVING: frozenset({FINISHED, FAILED, KILLED, LOST}),
-    FINISHED: frozenset(),
-    FAILED: frozenset({PENDING}),
-    KILLED: frozenset(),
-    LOST: frozenset({PENDING}),
-}
 # Statuses a job may be retried from (failed only with the session's retry_failed = true).
 RETRYABLE = frozenset({LOST, FAILED})
 DEFAULT_MAX_ATTEMPTS = 3
@@ -52,17 +45,6 @@ RESULTS_NONE = "none"
 
 KILL_ATTRIBUTE = "kill"
 KILL_REQUESTED = "requested"
-
-
-def can_transition(old: Optional[str], new: str) -> bool:
-    """Whether a job may go from ``old`` (None: no record yet) to ``new``."""
-    if new not in TRANSITIONS:
-        return False
-    if old is None:
-        return new in (PENDING, FAILED)
-    if old == new:
-        return True
-    return new in TRANSITIONS.get(old, frozenset())
 
 
 def item_name(jobnr: int) -> str:
@@ -438,13 +420,6 @@ def select_all_jobs(session_id: str) -> str:
     return f"select * from {quote_name(domain_name(session_id))} limit 2500"
 
 
-def select_jobs_where(session_id: str, attribute: str, value: str) -> str:
-    return (
-        f"select * from {quote_name(domain_name(session_id))} "
-        f"where {quote_name(attribute)} = {quote_value(value)}"
-    )
-
-
 def select_kill_requests(session_id: str, jobnrs: List[int]) -> str:
     """Select the job items of ``jobnrs`` whose kill was requested (at most 20, SimpleDB's limit
     for ``in``; an empty list has no valid expression and raises ValueError)."""
@@ -458,11 +433,11 @@ def select_kill_requests(session_id: str, jobnrs: List[int]) -> str:
     )
 
 
-def counts(records: List[JobRecord]) -> Dict[str, int]:
-    """Number of jobs per status, in vocabulary order (zeros left out)."""
-    c: Dict[str, int] = {}
-    for s in STATUSES:
-        n = sum(1 for r in records if r.status == s)
-        if n:
-            c[s] = n
-    return c
+def count_statuses(statuses: Iterable[str]) -> List[Tuple[str, int]]:
+    """(status, number of jobs) for each status that occurs, in ``STATUSES`` order (a status
+    outside the vocabulary last). The one count of jobs by status, for every view."""
+    counts: Dict[str, int] = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    rank = {s: i for i, s in enumerate(STATUSES)}
+    return sorted(counts.items(), key=lambda kv: rank.get(kv[0], len(rank)))

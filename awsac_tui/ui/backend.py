@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from awsac_agent.jobscfg import JobLine
+from awsac_agent.status import count_statuses
 
 from awsac_tui.session import ComposeChoices, StartPlan
 from awsac_tui.spec import CloudProfile, SessionSpec
@@ -154,11 +155,7 @@ def summarize(
     cleaned: bool = False,
 ) -> SessionSummary:
     """A sessions-screen line from a snapshot: counts by status, instances alive, estimated cost."""
-    counts: dict[str, int] = {}
-    for job in snap.jobs:
-        counts[job.status] = counts.get(job.status, 0) + 1
-    order = {s: i for i, s in enumerate(STATUS_ORDER)}
-    job_counts = tuple(sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+    job_counts = tuple(count_statuses(j.status for j in snap.jobs))
     alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
     cost = None
     if hourly_price is not None:
@@ -196,18 +193,6 @@ def instance_hours(snap: SessionSnapshot, now: datetime) -> float:
             end = inst.ended_at or max(ends, default=inst.launch_time)
         hours += max(0.0, (end - inst.launch_time).total_seconds() / 3600)
     return hours
-
-
-STATUS_ORDER = (
-    "finished",
-    "saving",
-    "waitforsave",
-    "running",
-    "pending",
-    "failed",
-    "killed",
-    "lost",
-)
 
 
 def format_command(argv: Sequence[str]) -> str:

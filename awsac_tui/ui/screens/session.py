@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from awsac_agent.status import TERMINAL
+from awsac_agent.status import TERMINAL, count_statuses
 from rich.style import Style
 from rich.text import Span, Text
 from textual import on, work
@@ -351,10 +351,8 @@ class SessionScreen(PollingScreen):
         snap = self.snapshot
         if snap is None:
             return
-        counts: dict[str, int] = {}
-        for job in snap.jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        done = sum(n for s, n in counts.items() if s in TERMINAL)
+        counts = count_statuses(j.status for j in snap.jobs)
+        done = sum(n for s, n in counts if s in TERMINAL)
         types = {i.instance_type for i in snap.instances if i.instance_type}
         alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
         wide = self.size.width >= 100
@@ -363,12 +361,12 @@ class SessionScreen(PollingScreen):
         jobs_table = self.query_one("#jobs", KeyedTable)
         if wide:
             t.append(f"  {len(snap.jobs)} jobs: ")
-            t.append_text(counts_text(counts.items()))
+            t.append_text(counts_text(counts))
             jobs_table.border_title = "jobs"
         else:  # the counts go on the jobs table's border, where they are never cut off
             t.append(f"  {len(snap.jobs)} jobs")
             title = Text("jobs: ")
-            title.append_text(counts_text(counts.items()))
+            title.append_text(counts_text(counts))
             title.spans[:] = [  # rich Style objects: Textual does not know every rich colour name
                 Span(
                     sp.start,

@@ -6,8 +6,6 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from awsac_tui.ui.backend import STATUS_ORDER
-
 STATUS_STYLE: dict[str, str] = {
     "pending": "grey62",
     "running": "bold dodger_blue1",
@@ -60,14 +58,10 @@ def instance_state_text(state: str, silent: bool = False) -> Text:
     return Text(state, style=INSTANCE_STYLE.get(state, ""))
 
 
-def ordered_counts(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-    order = {s: i for i, s in enumerate(STATUS_ORDER)}
-    return sorted((kv for kv in counts if kv[1]), key=lambda kv: order.get(kv[0], 99))
-
-
 def status_bar(counts: Iterable[tuple[str, int]], width: int) -> Text:
-    """A bar of ``width`` cells split by status (finished first), each part in its colour."""
-    items = ordered_counts(counts)
+    """A bar of ``width`` cells split by status, each part in its colour; ``counts`` in the order
+    of ``status.count_statuses`` (finished first)."""
+    items = [kv for kv in counts if kv[1]]
     total = sum(n for _, n in items)
     text = Text()
     if total == 0 or width <= 0:
@@ -86,7 +80,9 @@ def status_bar(counts: Iterable[tuple[str, int]], width: int) -> Text:
 def counts_text(counts: Iterable[tuple[str, int]], short: bool = True) -> Text:
     """``2 fin 1 run 4 pend`` with each part coloured by its status."""
     text = Text()
-    for status, n in ordered_counts(counts):
+    for status, n in counts:
+        if not n:
+            continue
         if text:
             text.append(" ")
         label = STATUS_SHORT.get(status, status) if short else status
