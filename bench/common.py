@@ -145,6 +145,7 @@ def private_local_cloud(
 
     try:
         info = service.ensure_up(boot_delay=boot_delay, boot_command=probe_boot_command())
+        service.configure_ec2(info, ebs_delay=0)  # like the boot delay: no emulated waiting
         yield info, state
     finally:
         service.down()

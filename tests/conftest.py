@@ -32,6 +32,8 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     os.environ["AWSAC_STATE_DIR"] = str(state)
     try:
         info = service.ensure_up(boot_delay=0)
+        # volumes `creating` and snapshots `pending` for 0 s: tests/local/conformance exercise it
+        service.configure_ec2(info, ebs_delay=0)
         yield info
     finally:
         os.environ["AWSAC_STATE_DIR"] = str(state)

@@ -91,9 +91,17 @@ class Autorun:
             return 0
         ud = parse_userdata(text)
         if ud is None:
-            log(
-                "the user-data is not an awsac session string: this instance is not ours; nothing to do"
-            )
+            if text.lstrip().startswith("#!"):
+                log(
+                    "the user-data is a script with no awsac session line: awsac's boot step runs "
+                    "awsac sessions only, not user-data scripts (cloud-init does, on an image that "
+                    "has it; the process runner's image has none); nothing to do"
+                )
+            else:
+                log(
+                    "the user-data is not an awsac session string: this instance is not ours; "
+                    "nothing to do"
+                )
             return 0
         log(
             f"  session {ud.session_id}, bucket {ud.bucket}, archive {ud.archive_name}, "

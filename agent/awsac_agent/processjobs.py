@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import WaiterError
 
 from . import faults, s3layout
 from .agentlog import AgentLog
@@ -76,6 +77,9 @@ from .store import (
     write_heartbeat,
 )
 from .userdata import UserData, parse_userdata
+
+QUICK_WAIT_DELAY_S = 0.25  # first looks at a new volume's state (then the configured delay)
+QUICK_WAIT_ATTEMPTS = 6
 
 RESULTS_FILE = "results.tar.bz2"
 TRANSFER = TransferConfig(
@@ -587,10 +591,20 @@ class Worker:
 
     def _waiter(self, name: str, volume_id: str) -> None:
         delay = self.s.waiter_delay_seconds
+        waiter = self.clients.ec2.get_waiter(name)
+        # EBS usually settles within a second: look a few times at a short interval first
+        quick = min(QUICK_WAIT_DELAY_S, delay)
+        try:
+            waiter.wait(
+                VolumeIds=[volume_id],
+                WaiterConfig={"Delay": quick, "MaxAttempts": QUICK_WAIT_ATTEMPTS},
+            )
+            return
+        except WaiterError as exc:
+            if "Max attempts exceeded" not in str(exc.kwargs.get("reason", "")):
+                raise  # a failure state (a volume in `error`) is final
         attempts = max(1, math.ceil(self.s.volume_timeout_seconds / delay))
-        self.clients.ec2.get_waiter(name).wait(
-            VolumeIds=[volume_id], WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
-        )
+        waiter.wait(VolumeIds=[volume_id], WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
 
     def _bring_up(self, vol: Volume) -> None:
         ec2 = self.clients.ec2

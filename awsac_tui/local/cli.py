@@ -37,6 +37,34 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instances are QEMU virtual machines of the images (builds them first if needed)",
     )
+    up.add_argument(
+        "--vcpu-quota",
+        type=int,
+        default=None,
+        metavar="N",
+        help="On-Demand vCPU quota: RunInstances over it fails with VcpuLimitExceeded",
+    )
+    up.add_argument(
+        "--instance-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instances at once: RunInstances over it fails with InstanceLimitExceeded",
+    )
+    up.add_argument(
+        "--capacity",
+        action="append",
+        default=None,
+        metavar="TYPE=N",
+        help="at most N instances of TYPE at once (InsufficientInstanceCapacity); repeatable",
+    )
+    up.add_argument(
+        "--ebs-delay",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds new volumes stay creating and snapshots pending (default 0.2)",
+    )
     img = sub.add_parser("image", help="the VM images of `up --vm` (build, show)")
     img.add_argument("action", choices=("build", "show"), help="build (when out of date), show")
     img.add_argument("--force", action="store_true", help="build again even when up to date")
@@ -58,6 +86,9 @@ def _up(args: argparse.Namespace) -> int:
     running = service.running_info()
     started = time.monotonic()
     info = service.ensure_up(boot_delay=args.boot_delay, vm=True if args.vm else None)
+    limits = _ec2_settings(args)
+    if limits:
+        service.configure_ec2(info, **limits)
     if running is not None:
         print(f"local cloud already running at {info.endpoint} (pid {info.pid})")
     else:
@@ -86,6 +117,25 @@ def _image(args: argparse.Namespace) -> int:
             took = found.manifest().get("build_seconds", "?")
             print(f"{kind}: {found.directory} (built in {took} s)")
     return 0 if len(built) == len(image.KINDS) else 1
+
+
+def _ec2_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The EC2 limits and EBS timing given to `up` (only those given)."""
+    settings: dict[str, Any] = {}
+    for name in ("vcpu_quota", "instance_limit", "ebs_delay"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    if args.capacity:
+        capacity: dict[str, int] = {}
+        for entry in args.capacity:
+            kind, _, count = entry.partition("=")
+            if not kind or not count.isdigit():
+                raise service.LocalCloudError(
+                    f"--capacity {entry!r}: give TYPE=N, for example --capacity c5.large=4"
+                )
+            capacity[kind] = int(count)
+        settings["capacity"] = capacity
+    return settings
 
 
 def _down(_args: argparse.Namespace) -> int:

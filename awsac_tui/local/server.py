@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
-from awsac_tui.local import simpledb
+from awsac_tui.local import ec2, simpledb
 from awsac_tui.local.common import (
     ACCOUNT_ID,
     BACKEND_LOCK,
@@ -426,6 +426,11 @@ class LocalCloudService:
                     raise ValueError("boot_command must be a list of strings")
                 _runner.boot_command = list(command)
             return 200, {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
+        if name == "ec2":
+            if method == "POST":
+                with BACKEND_LOCK:
+                    ec2.SETTINGS.update(payload)
+            return 200, ec2.SETTINGS.as_dict()
         if name == "reset" and method == "POST":
             with self._lock, BACKEND_LOCK:
                 _runner.stop_all()
@@ -455,6 +460,7 @@ class LocalCloudService:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # SimpleDB errors that botocore's model does not list (ConditionalCheckFailed, ...)
         warnings.filterwarnings("ignore", message=r".*does not match an error shape")
+        ec2.install()  # first: the hooks below wrap its checks
         install_ec2_patches()
         started = time.monotonic()
         self.image_id = prepare_backends(self.region)

@@ -45,6 +45,7 @@ __all__ = [
     "LocalCloudStatus",
     "client_env",
     "configure",
+    "configure_ec2",
     "down",
     "ensure_up",
     "local_dir",
@@ -217,6 +218,16 @@ def configure(
     """Change the boot delay and/or boot command of the running service (for later launches)."""
     payload = {"boot_delay": boot_delay, "boot_command": boot_command}
     return _side(info.endpoint, "config", payload)
+
+
+def configure_ec2(info: LocalCloudInfo, **settings: Any) -> dict[str, Any]:
+    """Change the account limits and EBS timing of the running service; returns them all.
+
+    Keys (each optional; None lifts a limit): ``vcpu_quota`` (vCPUs of pending and running
+    instances), ``instance_limit`` (instances at once), ``capacity`` ({instance type: at most at
+    once}), ``ebs_delay`` (seconds new volumes stay `creating` and snapshots `pending`).
+    """
+    return _side(info.endpoint, "ec2", settings)
 
 
 def _start(boot_delay: float, boot_command: list[str], vm: bool = False) -> LocalCloudInfo:
@@ -448,6 +459,9 @@ def make_snapshot(directory: Path | str, description: str = "") -> str:
     volume_id = ec2.create_volume(AvailabilityZone=AVAILABILITY_ZONE, Size=_size_gib(source))[
         "VolumeId"
     ]
+    # a new volume is `creating` and a new snapshot `pending` for a moment, as on EC2
+    quick = {"Delay": 0.05, "MaxAttempts": 600}
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=quick)
     snapshot_id = ec2.create_snapshot(
         VolumeId=volume_id,
         Description=description or f"awsac local snapshot of {source.name}",
@@ -455,6 +469,7 @@ def make_snapshot(directory: Path | str, description: str = "") -> str:
             {"ResourceType": "snapshot", "Tags": [{"Key": SNAPSHOT_TAG, "Value": source.name}]}
         ],
     )["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snapshot_id], WaiterConfig=quick)
     ec2.delete_volume(VolumeId=volume_id)
     snapshots = local_dir() / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,276 @@
+"""EC2 in the local cloud as AWS documents it, where moto differs: images, quotas, EBS states, errors.
+
+``install()`` patches moto's EC2 models and responses inside the server process, before the
+server's own hooks (runner, idempotent ClientToken) wrap them. ``SETTINGS`` holds what the owner
+can change through the ``/_awsac/ec2`` side endpoint: the vCPU quota, the instance limit, the
+capacity per instance type and how long volumes stay ``creating`` and snapshots ``pending``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_EBS_DELAY = 0.2  # seconds a new volume is `creating` and a new snapshot `pending`
+LAUNCHED_STATES = ("pending", "running")  # what counts against the quota, as on EC2
+MIN_VOLUME_GIB = 1
+MAX_VOLUME_GIB = 16384
+
+
+@dataclass
+class EC2Settings:
+    """The local cloud's account limits and EBS timing (None: no limit)."""
+
+    vcpu_quota: int | None = None  # On-Demand vCPUs of running and pending instances
+    instance_limit: int | None = None  # instances running or pending at once
+    capacity: dict[str, int] = field(default_factory=dict)  # instance type -> at most at once
+    ebs_delay: float = DEFAULT_EBS_DELAY
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, payload: dict[str, Any]) -> None:
+        """Apply the keys present in ``payload``; ValueError names a bad value."""
+        for key in ("vcpu_quota", "instance_limit"):
+            if key in payload:
+                value = payload[key]
+                if value is not None and (not isinstance(value, int) or value < 0):
+                    raise ValueError(f"{key} must be a whole number >= 0 or null")
+                setattr(self, key, value)
+        if "capacity" in payload:
+            capacity = payload["capacity"] or {}
+            if not isinstance(capacity, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in capacity.items()
+            ):
+                raise ValueError("capacity must map instance types to whole numbers >= 0")
+            self.capacity = dict(capacity)
+        if "ebs_delay" in payload and payload["ebs_delay"] is not None:
+            delay = float(payload["ebs_delay"])
+            if delay < 0:
+                raise ValueError("ebs_delay must be >= 0 seconds")
+            self.ebs_delay = delay
+
+
+SETTINGS = EC2Settings()
+
+# what the response layer read from the RunInstances request that moto's backend does not get
+# (requests run one at a time under the server's backend lock)
+_launch_request: dict[str, Any] = {}
+_WILDCARD = re.compile(r"[*?\\]")
+
+
+def _error(code: str, message: str) -> Exception:
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError(code, message)
+
+
+def vcpus_of(instance_type: str) -> int:
+    """Default vCPUs of ``instance_type`` from moto's instance type table (1 if unknown)."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    info = INSTANCE_TYPES.get(instance_type) or {}
+    return int((info.get("VCpuInfo") or {}).get("DefaultVCpus") or 1)
+
+
+def launch_count(backend: Any, instance_type: str, min_count: int, max_count: int) -> int:
+    """How many instances RunInstances launches (MaxCount if it fits, at least MinCount), else
+    the error EC2 answers: VcpuLimitExceeded, InstanceLimitExceeded, InsufficientInstanceCapacity.
+    """
+    alive = [
+        instance
+        for reservation in list(backend.reservations.values())
+        for instance in list(reservation.instances)
+        if instance._state.name in LAUNCHED_STATES
+    ]
+    count = max_count
+    if SETTINGS.vcpu_quota is not None:
+        per = vcpus_of(instance_type)
+        used = sum(vcpus_of(i.instance_type) for i in alive)
+        room = max(0, (SETTINGS.vcpu_quota - used) // per)
+        if room < min_count:
+            raise _error(
+                "VcpuLimitExceeded",
+                f"You have requested more vCPU capacity than your current vCPU limit of "
+                f"{SETTINGS.vcpu_quota} allows for the instance bucket that the specified "
+                f"instance type belongs to ({min_count} x {instance_type} = {min_count * per} "
+                f"vCPUs requested, {used} in use). Please visit "
+                "http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this "
+                "limit.",
+            )
+        count = min(count, room)
+    if SETTINGS.instance_limit is not None:
+        room = max(0, SETTINGS.instance_limit - len(alive))
+        if room < min_count:
+            raise _error(
+                "InstanceLimitExceeded",
+                f"You have requested more instances ({min_count}) than your current instance "
+                f"limit of {SETTINGS.instance_limit} allows for the specified instance type. "
+                "Please visit http://aws.amazon.com/contact-us/ec2-request to request an "
+                "adjustment to this limit.",
+            )
+        count = min(count, room)
+    if instance_type in SETTINGS.capacity:
+        same = sum(1 for i in alive if i.instance_type == instance_type)
+        room = max(0, SETTINGS.capacity[instance_type] - same)
+        if room < min_count:
+            raise _error(
+                "InsufficientInstanceCapacity",
+                f"We currently do not have sufficient {instance_type} capacity in the "
+                "Availability Zone you requested. Our system will be working on provisioning "
+                f"additional capacity. You can currently get {room} {instance_type} "
+                "instance(s); try a smaller MinCount, another instance type or later.",
+            )
+        count = min(count, room)
+    return count
+
+
+def install() -> None:
+    """Patch moto's EC2 in this process (call before the server's own hooks)."""
+    from moto.ec2.exceptions import InvalidAMIIdError, InvalidVolumeIdError
+    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
+    from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.models.tags import TagBackend
+    from moto.ec2.responses.instances import InstanceResponse
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, filter_dict_attribute_mapping, get_prefix
+
+    original_response_run = InstanceResponse.run_instances
+    original_describe_tags = TagBackend.describe_tags
+    original_run = InstanceBackend.run_instances
+    original_volume_status = Volume.status
+    original_create_volume = EBSBackend.create_volume
+    original_create_snapshot = EBSBackend.create_snapshot
+    original_describe_volumes = EBSBackend.describe_volumes
+    original_attach = EBSBackend.attach_volume
+    original_detach = EBSBackend.detach_volume
+
+    def response_run_instances(self: Any) -> Any:
+        # moto launches MinCount and drops MaxCount and MetadataOptions.*: keep them for the backend
+        query = self.querystring
+        options = {
+            key.split(".", 1)[1]: values[0]
+            for key, values in query.items()
+            if key.startswith("MetadataOptions.") and values
+        }
+        min_count = int((query.get("MinCount") or ["1"])[0])
+        max_count = int((query.get("MaxCount") or [str(min_count)])[0])
+        if min_count < 1 or max_count < min_count:
+            raise _error(
+                "InvalidParameterValue",
+                f"MinCount ({min_count}) must be at least 1 and MaxCount ({max_count}) at least "
+                "MinCount.",
+            )
+        _launch_request.clear()
+        _launch_request.update(min_count=min_count, max_count=max_count, metadata=options)
+        try:
+            return original_response_run(self)
+        finally:
+            _launch_request.clear()
+
+    def run_instances(
+        self: Any, image_id: str, count: int, user_data: Any, groups: Any, **kwargs: Any
+    ) -> Any:
+        if image_id not in self.amis:
+            raise InvalidAMIIdError(image_id)
+        if _launch_request.get("metadata") and not kwargs.get("metadata_options"):
+            kwargs["metadata_options"] = _launch_request["metadata"]
+        min_count = _launch_request.get("min_count", count)
+        max_count = _launch_request.get("max_count", count)
+        instance_type = kwargs.get("instance_type") or "m1.small"
+        count = launch_count(self, instance_type, min_count, max_count)
+        _launch_request["launching"] = True  # root volumes are attached at once, as on EC2
+        try:
+            return original_run(self, image_id, count, user_data, groups, **kwargs)
+        finally:
+            _launch_request.pop("launching", None)
+
+    def volume_status(self: Any) -> str:
+        if self.attachment is None and time.monotonic() < getattr(self, "_awsac_ready_at", 0.0):
+            return "creating"
+        return original_volume_status.fget(self)  # type: ignore[union-attr]
+
+    def snapshot_status_get(self: Any) -> str:
+        if time.monotonic() < getattr(self, "_awsac_ready_at", 0.0):
+            return "pending"
+        return self.__dict__.get("_awsac_status", "completed")
+
+    def snapshot_status_set(self: Any, value: str) -> None:
+        self.__dict__["_awsac_status"] = value
+
+    def snapshot_progress(self: Any) -> str:
+        return "0%" if snapshot_status_get(self) == "pending" else "100%"
+
+    def create_volume(self: Any, size: Any = None, *args: Any, **kwargs: Any) -> Any:
+        snapshot_id = kwargs.get("snapshot_id")
+        if size is not None or not snapshot_id:
+            gib = int(size) if size is not None else 0
+            if gib < MIN_VOLUME_GIB:
+                raise _error(
+                    "InvalidParameterValue",
+                    f"Volume of {gib}GiB is too small; minimum is {MIN_VOLUME_GIB}GiB.",
+                )
+            if gib > MAX_VOLUME_GIB:
+                raise _error(
+                    "InvalidParameterValue",
+                    f"Volume of {gib}GiB is too large; maximum is {MAX_VOLUME_GIB}GiB.",
+                )
+        volume = original_create_volume(self, size, *args, **kwargs)
+        volume._awsac_ready_at = time.monotonic() + SETTINGS.ebs_delay
+        return volume
+
+    def create_snapshot(self: Any, *args: Any, **kwargs: Any) -> Any:
+        snapshot = original_create_snapshot(self, *args, **kwargs)
+        snapshot._awsac_ready_at = time.monotonic() + SETTINGS.ebs_delay
+        return snapshot
+
+    def describe_volumes(
+        self: Any, volume_ids: list[str] | None = None, filters: Any = None
+    ) -> Any:
+        if volume_ids:
+            unknown = sorted(set(volume_ids) - set(self.volumes))
+            if unknown:
+                raise InvalidVolumeIdError(", ".join(unknown))
+        return original_describe_volumes(self, volume_ids=volume_ids, filters=filters)
+
+    def attach_volume(self: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
+        volume = self.get_volume(volume_id)
+        if volume.status == "creating" and not _launch_request.get("launching"):
+            raise _error("IncorrectState", f"{volume_id} is not 'available'.")
+        return original_attach(self, volume_id, *args, **kwargs)
+
+    def detach_volume(self: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
+        volume = self.get_volume(volume_id)
+        if volume.attachment is None:
+            raise _error(
+                "IncorrectState", f"Volume '{volume_id}' is in the '{volume.status}' state."
+            )
+        return original_detach(self, volume_id, *args, **kwargs)
+
+    def describe_tags(self: Any, filters: dict[str, list[str]] | None = None) -> Any:
+        # every tagged resource's description asks for its own tags with a resource-id filter;
+        # moto scans all tags of the region for it (with a regex per call): DescribeInstances of
+        # n instances cost O(n * all tags). Answer that one form from the resource's own dict.
+        ids = (filters or {}).get("resource-id") or []
+        if filters and len(filters) == 1 and len(ids) == 1 and not _WILDCARD.search(ids[0]):
+            resource_id = ids[0]
+            kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+            return [
+                {"resource_id": resource_id, "key": k, "value": v, "resource_type": kind}
+                for k, v in list(self.tags.get(resource_id, {}).items())
+            ]
+        return original_describe_tags(self, filters)
+
+    TagBackend.describe_tags = describe_tags  # type: ignore[method-assign]
+    InstanceResponse.run_instances = response_run_instances  # type: ignore[method-assign]
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+    filter_dict_attribute_mapping["client-token"] = "client_token"  # DescribeInstances filter
+    Volume.status = property(volume_status)  # type: ignore[method-assign,assignment]
+    Snapshot.status = property(snapshot_status_get, snapshot_status_set)  # type: ignore[assignment]
+    Snapshot.progress = property(snapshot_progress)  # type: ignore[method-assign,assignment]
+    EBSBackend.create_volume = create_volume  # type: ignore[method-assign]
+    EBSBackend.create_snapshot = create_snapshot  # type: ignore[method-assign]
+    EBSBackend.describe_volumes = describe_volumes  # type: ignore[method-assign]
+    EBSBackend.attach_volume = attach_volume  # type: ignore[method-assign]
+    EBSBackend.detach_volume = detach_volume  # type: ignore[method-assign]
