@@ -119,13 +119,15 @@ async def cmd_start(args: argparse.Namespace, out: Output) -> int:
         out.quiet = True
     out.say(f"# starting new session from {spec_path}")
     async with Cloud(prof) as cloud:
-        plan = await session.plan_start(
-            spec_path,
-            archive=args.archive,
-            cloud=cloud,
-            say=out.say,
-            keep_instance_on_failure=getattr(args, "keep_instance_on_failure", None),
-        )
+        with out.bar("building session archive") as build:
+            plan = await session.plan_start(
+                spec_path,
+                archive=args.archive,
+                cloud=cloud,
+                say=out.say,
+                keep_instance_on_failure=getattr(args, "keep_instance_on_failure", None),
+                progress=build,
+            )
         out.say(f"# ----- shortdescription of new session: {plan.spec.shortdescr.upper()} -----")
         out.say(f"# {plan.summary()}")
         out.say(f"# session ID: {plan.session_id}")
@@ -196,30 +198,56 @@ async def cmd_results(args: argparse.Namespace, out: Output) -> int:
             progress=bar,
             say=out.say,
         )
+    count = {a: sum(1 for d in got if d.action == a) for a in ("skipped", "kept", "refused")}
     saved = sum(1 for d in got if d.action in ("saved", "overwritten"))
-    skipped = sum(1 for d in got if d.action == "skipped")
-    kept = sum(1 for d in got if d.action == "kept")
-    out.say(f"{saved} saved, {skipped} identical skipped, {kept} kept (differ)")
-    return EXIT_OK
+    line = f"{saved} saved, {count['skipped']} identical skipped, {count['kept']} kept (differ)"
+    if count["refused"]:
+        line += f", {count['refused']} refused (their keys would leave the directory)"
+    out.say(line)
+    return EXIT_FAILED if count["refused"] else EXIT_OK
 
 
 async def cmd_cleanup(args: argparse.Namespace, out: Output) -> int:
     from . import session
+    from .cloud import Cloud
 
     rec = _load(args)
     if args.paper:
         out.say(format_paper_config(rec) + "\n")
+    if rec.state == "cleaned":
+        out.say(
+            f"session {rec.session_id} was cleaned up already"
+            + (f" at {rec.cleaned_at}" if rec.cleaned_at else "")
+            + "; asking the cloud again"
+        )
     kinds = args.kind or session.CLEANUP_KINDS
-    removed = await session.cleanup(rec, kinds, confirm=None if args.yes else _ask_tty, say=out.say)
-    out.say(f"removed {len(removed)} thing(s)" if removed else "nothing to remove")
-    return EXIT_OK
+    interactive = not args.yes and sys.stdin.isatty()
+    async with Cloud(rec.cloud) as cloud:
+        plan = await session.plan_cleanup(rec, kinds, cloud=cloud)
+        out.say(plan.describe())
+        report = await session.cleanup(
+            rec,
+            kinds,
+            force=args.force,
+            kill_running=args.kill_running or args.force,
+            confirm=_ask_tty if interactive else None,
+            say=out.say,
+            cloud=cloud,
+            plan=plan,
+        )
+    out.say(report.summary)
+    return EXIT_FAILED if report.refused else EXIT_OK
 
 
 async def cmd_kill(args: argparse.Namespace, out: Output) -> int:
     from . import session
 
     rec = _load(args)
-    status = await session.kill(rec, args.job, wait=args.wait, timeout=args.timeout)
+    try:
+        status = await session.kill(rec, args.job, wait=args.wait, timeout=args.timeout)
+    except session.JobEnded as ended:
+        out.say(str(ended))
+        return EXIT_OK
     out.say(f"job {args.job}: {status}")
     return EXIT_OK if (not args.wait or status == KILLED) else EXIT_FAILED
 
@@ -268,12 +296,30 @@ async def cmd_logs(args: argparse.Namespace, out: Output) -> int:
     from .cloud import Cloud
 
     rec = _load(args)
+
+    def write(block: bytes) -> None:
+        sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+
     async with Cloud(rec.cloud) as cloud:
-
-        async def fetch() -> tuple[str, bool]:
-            return await session.job_log(rec, args.job, cloud=cloud)
-
-        return await _follow(fetch, follow=args.follow, interval=args.interval)
+        shown = ""
+        while True:
+            ended = await session.job_ended(rec, args.job, cloud=cloud)
+            if ended:
+                if shown:
+                    out.say(f"\n----- job {args.job} has ended; its saved log follows -----")
+                sys.stdout.flush()
+                if await session.saved_log(rec, args.job, write, cloud=cloud, say=out.error):
+                    return EXIT_OK
+            text = await session.live_tail(rec, args.job, cloud=cloud)
+            new = text[len(shown) :] if text.startswith(shown) else text
+            if new:
+                sys.stdout.write(new)
+                sys.stdout.flush()
+            shown = text
+            if not args.follow or ended:  # ended without a saved log: the tail is all there is
+                return EXIT_OK
+            await asyncio.sleep(args.interval)
 
 
 async def cmd_ssh(args: argparse.Namespace, out: Output) -> int:
@@ -366,8 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(paper=False)
 
-    sp = add("cleanup", "remove the session's instances, volumes, status store and objects")
-    sp.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    sp = add(
+        "cleanup",
+        "remove the session's instances, volumes, unfinished uploads, objects and status store",
+    )
+    sp.add_argument(
+        "-y", "--yes", action="store_true", help="remove without asking (the guards still hold)"
+    )
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="also delete outputs never downloaded, and end running jobs",
+    )
+    sp.add_argument(
+        "--kill-running",
+        action="store_true",
+        help="terminate instances whose jobs still run (the jobs end as killed)",
+    )
     sp.add_argument("--kind", action="append", choices=("instances", "volumes", "store", "objects"))
     sp.set_defaults(paper=False)
 
@@ -413,6 +474,7 @@ def build_legacy_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", help="directory to save results in")
     p.add_argument("-y", "--yes", action="store_true")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--force", action="store_true", help="cleanup: also outputs never downloaded")
     p.add_argument("--json", action="store_true")
     _cloud_flags(p)
     return p
@@ -441,7 +503,7 @@ def _legacy(argv: list[str]) -> tuple[str, argparse.Namespace]:
             raise UsageError("when --getresults is set, -c CONFIGFILE and -o OUTPUTDIR are needed")
         ns.__dict__.update(outdir=a.outdir, overwrite=a.overwrite, paper=True)
         return "results", ns
-    ns.__dict__.update(yes=a.yes, kind=None, paper=True)
+    ns.__dict__.update(yes=a.yes, kind=None, paper=True, force=a.force, kill_running=False)
     return "cleanup", ns
 
 

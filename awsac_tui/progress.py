@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class Output:
@@ -28,18 +29,29 @@ class Output:
 
     @contextmanager
     def bar(self, label: str) -> Iterator[Callable[[int, int], None]]:
-        """A ``(done, total)`` callback: a rich bar on a terminal, one line at the end otherwise."""
+        """A ``(done, total)`` callback that shows progress while the work happens: a rich bar on
+        a terminal (started at the first call, so questions asked before the work are not
+        mixed with it), plain lines otherwise (at the start and at every quarter)."""
         if self.quiet:
             yield lambda d, t: None
             return
         if not self.tty:
-            last = [0, 0]
+            state = {"next": 0.0, "t0": 0.0, "last": (0, 0)}
 
             def plain(done: int, total: int) -> None:
-                last[0], last[1] = done, total
+                if state["t0"] == 0.0:
+                    state["t0"] = time.monotonic()
+                state["last"] = (done, total)
+                frac = done / total if total else 1.0
+                if frac >= state["next"] and frac < 1.0:
+                    self.say(f"{label}: {_size(done)} of {_size(total)} ({100 * frac:.0f} %)")
+                    state["next"] = (int(frac * 4) + 1) / 4
+                elif frac >= 1.0 and state["next"] <= 1.0:
+                    took = time.monotonic() - state["t0"]
+                    self.say(f"{label}: {_size(done)} of {_size(total)} (100 %, {took:.1f} s)")
+                    state["next"] = 2.0
 
             yield plain
-            self.say(f"{label}: {_size(last[0])} of {_size(last[1])}")
             return
         from rich.progress import (
             BarColumn,
@@ -50,20 +62,27 @@ class Output:
             TransferSpeedColumn,
         )
 
-        with Progress(
+        prog = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             transient=False,
-        ) as prog:
-            task = prog.add_task(label, total=None)
+        )
+        task: list[Any] = []
 
-            def rich_cb(done: int, total: int) -> None:
-                prog.update(task, completed=done, total=total or None)
+        def rich_cb(done: int, total: int) -> None:
+            if not task:
+                prog.start()
+                task.append(prog.add_task(label, total=None))
+            prog.update(task[0], completed=done, total=total or None)
 
+        try:
             yield rich_cb
+        finally:
+            if task:
+                prog.stop()
 
 
 def _size(n: int) -> str:

@@ -1,11 +1,18 @@
 """Session records: one TOML file per session in ``<state>/sessions/`` (mode 0600), plus the
 paper's ``session-<id>.cfg`` (section ``[sessionconfig]``), which is accepted wherever a record is.
+
+A record also keeps what was downloaded (key, ETag, checksum: ``fetched``) and, once cleaned, the
+last known job states (``final_jobs``). Temporary files of a start live beside the records
+(``scratch_dir``) and are swept at the next run when their process is gone.
 """
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
+import os
+import shutil
+import time
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +51,19 @@ def _now() -> str:
 
 
 @dataclass(frozen=True)
+class FetchedObject:
+    """One object ``results`` downloaded: its key relative to the session prefix, the ETag and
+    size it had, the CRC32 of the bytes written (base64, as S3 writes it) and where."""
+
+    key: str
+    etag: str
+    size: int
+    crc32: str = ""
+    path: str = ""
+    at: str = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     """Everything the client keeps about one session (the paper's cfg plus cloud and store)."""
 
@@ -70,10 +90,23 @@ class SessionRecord:
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
     error: str | None = None
+    fetched: tuple[FetchedObject, ...] = ()  # what `results` downloaded (newest per key)
+    final_jobs: tuple[dict[str, str], ...] = ()  # job status records kept by cleanup
+    cleaned_at: str | None = None
     path: Path | None = field(default=None, compare=False)  # where it was loaded from
 
     def with_(self, **changes: Any) -> SessionRecord:
         return dataclasses.replace(self, updated_at=_now(), **changes)
+
+    def fetched_etags(self) -> dict[str, str]:
+        """key (relative to the session prefix) -> ETag of every object downloaded."""
+        return {f.key: f.etag for f in self.fetched}
+
+    def with_fetched(self, new: list[FetchedObject]) -> SessionRecord:
+        """This record with ``new`` downloads noted (replacing older entries of the same key)."""
+        keep = {f.key: f for f in self.fetched}
+        keep.update({f.key: f for f in new})
+        return self.with_(fetched=tuple(sorted(keep.values(), key=lambda f: f.key)))
 
     def paper_config(self) -> dict[str, str]:
         """The paper's ``[sessionconfig]`` keys and values."""
@@ -98,7 +131,10 @@ def _to_toml(rec: SessionRecord) -> dict[str, Any]:
     data.pop("path", None)
     cloud = {k: v for k, v in data.pop("cloud").items() if v is not None}
     data["jobs"] = list(rec.jobs)
-    out = {k: v for k, v in data.items() if v is not None}
+    data["fetched"] = [dataclasses.asdict(f) for f in rec.fetched]
+    data["final_jobs"] = [dict(j) for j in rec.final_jobs]
+    out = {k: v for k, v in data.items() if v is not None and v != []}
+    out["jobs"] = list(rec.jobs)
     out["cloud"] = cloud
     return out
 
@@ -114,6 +150,17 @@ def _from_toml(data: dict[str, Any], path: Path) -> SessionRecord:
         endpoint_url=cloud.get("endpoint_url"),
     )
     kw["jobs"] = tuple(kw.get("jobs") or ())
+    fetched_known = {f.name for f in dataclasses.fields(FetchedObject)}
+    kw["fetched"] = tuple(
+        FetchedObject(**{k: v for k, v in f.items() if k in fetched_known})
+        for f in kw.get("fetched") or ()
+        if isinstance(f, dict) and "key" in f and "etag" in f and "size" in f
+    )
+    kw["final_jobs"] = tuple(
+        {str(k): str(v) for k, v in j.items()}
+        for j in kw.get("final_jobs") or ()
+        if isinstance(j, dict)
+    )
     if "session_id" not in kw:
         raise FormatError(f"{path}: not a session record (no session_id)")
     if kw.get("state", "starting") not in STATES:
@@ -273,3 +320,72 @@ def load_record(ref: str | Path) -> SessionRecord:
         )
     names = ", ".join(q.stem for q in matches[:5])
     raise FormatError(f"{text!r} matches {len(matches)} sessions ({names}...); give more of the id")
+
+
+# ----------------------------------------------------------------------------- scratch files
+
+
+def scratch_dir() -> Path:
+    """Where a start keeps its temporary files (the built archive): beside the records, so a
+    killed start leaves nothing in $TMPDIR and the next run can sweep what it left."""
+    return sessions_dir() / ".scratch"
+
+
+def new_scratch(kind: str) -> Path:
+    """A new private directory in ``scratch_dir`` named after this process (``kind-PID-N``)."""
+    base = scratch_dir()
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for n in range(1000):
+        path = base / f"{kind}-{os.getpid()}-{int(time.time() * 1000) % 10**9}-{n}"
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{base}: no free name for a scratch directory (remove old ones)")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_scratch(stale_seconds: float = 600.0) -> list[Path]:
+    """Remove what killed runs left: scratch directories whose process is gone, and temporary
+    record files (``.NAME.*.tmp`` of ``atomic_write``) older than ``stale_seconds``; returns
+    what was removed."""
+    removed: list[Path] = []
+    base = scratch_dir()
+    if base.is_dir():
+        for path in base.iterdir():
+            parts = path.name.split("-")
+            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+            if pid is not None and (pid == os.getpid() or _pid_alive(pid)):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    d = sessions_dir()
+    if d.is_dir():
+        now = time.time()
+        for path in d.glob(".*.tmp"):
+            try:
+                if now - path.stat().st_mtime > stale_seconds:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed
+
+
+def scratch_files() -> list[Path]:
+    """Every file left in the scratch directory (the leak audit counts them)."""
+    base = scratch_dir()
+    return sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []

@@ -15,7 +15,7 @@ from typing import Any
 
 from awsac_agent.sessionid import session_tag_filter
 
-from .cloud import Cloud, cloud_errors
+from .cloud import Cloud, cloud_errors, error_code
 from .store._control import list_keys
 
 # Instance states other than running: an incremental refresh asks only for these (a running
@@ -335,3 +335,34 @@ class VolumeTracker:
 def _attached_to(volume: Resource) -> str | None:
     att = (volume.get("Attachments") or [{}])[0]
     return att.get("InstanceId")
+
+
+async def list_uploads(cloud: Cloud, bucket: str, prefix: str) -> list[tuple[str, str, int]]:
+    """(key, upload id, bytes its parts hold) of every unfinished multipart upload under
+    ``prefix`` (S3 bills their parts until they are completed or aborted)."""
+    s3 = await cloud.client("s3")
+    out: list[tuple[str, str, int]] = []
+    async with cloud_errors(f"listing the unfinished uploads of s3://{bucket}/{prefix}"):
+        try:
+            pages = s3.get_paginator("list_multipart_uploads").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            uploads = [u async for page in pages for u in page.get("Uploads") or []]
+        except Exception as exc:  # noqa: BLE001 - a missing bucket holds no uploads
+            if error_code(exc) == "NoSuchBucket":
+                return []
+            raise
+        for up in uploads:
+            size = 0
+            parts = s3.get_paginator("list_parts").paginate(
+                Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]
+            )
+            try:
+                async for page in parts:
+                    size += sum(int(p.get("Size", 0)) for p in page.get("Parts") or [])
+            except Exception as exc:  # noqa: BLE001 - finished or aborted meanwhile
+                if error_code(exc) != "NoSuchUpload":
+                    raise
+                continue
+            out.append((up["Key"], up["UploadId"], size))
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import difflib
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -73,6 +74,7 @@ class SessionSpec:
     ssh_user: str = "ec2-user"
     max_job_minutes: float | None = None
     max_session_hours: float = 12.0
+    include: tuple[str, ...] = ()  # credential-looking files the archive may carry after all
 
 
 STATUS_STORES = ("simpledb", "s3")
@@ -126,6 +128,17 @@ _KINDS: dict[str, int] = {
     "ssh_user": _STR,
     "max_job_minutes": _OPT_FLOAT,
     "max_session_hours": _FLOAT,
+    "include": _STR_LIST,
+}
+
+# The documented range of every number (docs/session-spec.md): (lowest, highest, lowest is
+# allowed). Each value must also be finite (TOML allows inf and nan).
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "n_jobs": (1, 100_000, True),
+    "jobs_per_instance": (1, 1024, True),
+    "max_job_minutes": (0, 525_600, False),  # up to a year
+    "max_session_hours": (0, 8_760, False),  # up to a year
+    "spot_max_price": (0, 1_000, False),  # USD per hour
 }
 _CLOUD_KINDS: dict[str, int] = {
     "local": _BOOL,
@@ -231,9 +244,12 @@ def _unknown_key(key: str, known: Sequence[str], prefix: str = "") -> str:
 def _spec_from_mapping(
     data: Mapping[str, Any], source: str, lines: Mapping[str, int] | None
 ) -> tuple[SessionSpec | None, list[str]]:
-    """A SessionSpec from parsed TOML data, and every structural problem found."""
+    """A SessionSpec from parsed TOML data, and every problem found: structural ones (unknown
+    keys, wrong types, missing keys) and, for every value that did parse, its value problems,
+    so that one run lists them all."""
     problems: list[str] = []
     values: dict[str, Any] = {}
+    bad: set[str] = set()  # keys whose value could not be taken (their problem is said)
     for key, value in data.items():
         if key == "cloud":
             continue
@@ -243,15 +259,18 @@ def _spec_from_mapping(
                 f"{_where(source, lines, key)}: {_unknown_key(key, [*_KINDS, 'cloud'])}"
             )
         elif kind == _STR_TABLE and isinstance(value, dict):
-            bad = [k for k, v in value.items() if not isinstance(v, str)]
-            for k in bad:
+            wrong = [k for k, v in value.items() if not isinstance(v, str)]
+            for k in wrong:
                 problems.append(
                     f"{_where(source, lines, f'{key}.{k}')}: found {value[k]!r}, "
                     f'expected a string in double quotes, e.g. {k} = "text"'
                 )
-            if not bad:
+            if wrong:
+                bad.add(key)
+            else:
                 values[key] = _convert(value, kind)
         elif not _check_kind(value, kind):
+            bad.add(key)
             problems.append(
                 f"{_where(source, lines, key)}: found {value!r}, expected {_KIND_HELP[kind]}"
             )
@@ -260,6 +279,7 @@ def _spec_from_mapping(
     cloud = CloudProfile()
     raw_cloud = data.get("cloud", {})
     if not isinstance(raw_cloud, dict):
+        bad.add("cloud")
         problems.append(
             f"{_where(source, lines, 'cloud')}: expected a table "
             '(write [cloud] on its own line, then local = true or region = "...")'
@@ -274,6 +294,7 @@ def _spec_from_mapping(
                     f"{_where(source, lines, dotted)}: {_unknown_key(key, list(_CLOUD_KINDS), 'cloud.')}"
                 )
             elif not _check_kind(value, kind):
+                bad.add(dotted)
                 problems.append(
                     f"{_where(source, lines, dotted)}: found {value!r}, expected {_KIND_HELP[kind]}"
                 )
@@ -282,12 +303,20 @@ def _spec_from_mapping(
         cloud = CloudProfile(**cvalues)
     missing = [k for k in REQUIRED_KEYS if k not in data]
     for key in missing:
+        bad.add(key)
         problems.append(
             f'{source}: key {key!r} is missing (add a line {key} = "..." at the top of the file)'
         )
-    if problems:
-        return None, problems
-    return SessionSpec(cloud=cloud, **values), []
+    if not problems:
+        return SessionSpec(cloud=cloud, **values), []
+    # Every value that did parse is still checked, so one run lists every problem.
+    partial = SessionSpec(cloud=cloud, **{**{k: "" for k in REQUIRED_KEYS}, **values})
+    problems += [
+        f"{_where(source, lines, key)}: {why}"
+        for key, why in _value_problems(partial)
+        if key not in bad and key.split(".", 1)[0] not in bad
+    ]
+    return None, problems
 
 
 def parse_spec_toml(text: str, source: str = "session.toml") -> SessionSpec:
@@ -570,6 +599,33 @@ def validate_spec(
     With ``jobs_lines`` the stated n_jobs is checked against jobs.cfg; ``lines`` maps keys to line
     numbers of the spec file so each message can point at its line.
     """
+    found = _value_problems(spec, jobs_lines, jobs_source)
+    return [f"{_where(source, lines, key)}: {why}" for key, why in found]
+
+
+def _number_problem(key: str, value: float | int | str | None) -> str | None:
+    """Why a number is not finite or outside its documented range (``RANGES``), or None."""
+    if value is None or key not in RANGES:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None  # not a number at all: said by the key's own check
+    low, high, low_ok = RANGES[key]
+    span = f"{'from' if low_ok else 'above'} {low:g} {'to' if low_ok else 'up to'} {high:g}"
+    if not math.isfinite(number):
+        return f"{value!r} is not a finite number (give a number {span})"
+    if number < low or (number == low and not low_ok) or number > high:
+        return f"{value!r} is out of range (give a number {span})"
+    return None
+
+
+def _value_problems(
+    spec: SessionSpec,
+    jobs_lines: Sequence[JobLine] | None = None,
+    jobs_source: str = "jobs.cfg",
+) -> list[tuple[str, str]]:
+    """(key, why) for every problem with the values of ``spec``."""
     found: list[tuple[str, str]] = []
 
     def bad(key: str, why: str | None) -> None:
@@ -611,9 +667,13 @@ def validate_spec(
             )
     if spec.jobs_per_instance is not None and spec.jobs_per_instance < 1:
         bad("jobs_per_instance", f"{spec.jobs_per_instance} must be at least 1 (or leave it out)")
-    if spec.max_job_minutes is not None and not spec.max_job_minutes > 0:
+    if (
+        spec.max_job_minutes is not None
+        and math.isfinite(spec.max_job_minutes)
+        and not spec.max_job_minutes > 0
+    ):
         bad("max_job_minutes", f"{spec.max_job_minutes} must be above 0 (or leave it out)")
-    if not spec.max_session_hours > 0:
+    if math.isfinite(spec.max_session_hours) and not spec.max_session_hours > 0:
         bad("max_session_hours", f"{spec.max_session_hours} must be above 0 (e.g. 12)")
     if spec.spot_max_price is not None:
         if not spec.spot:
@@ -672,7 +732,21 @@ def validate_spec(
         )
     if cloud.region is not None and not re.match(r"^[a-z0-9-]+$", cloud.region):
         bad("cloud.region", f'{cloud.region!r} is not a region name (e.g. "eu-west-1")')
-    return [f"{_where(source, lines, key)}: {why}" for key, why in found]
+    for key in RANGES:
+        why = _number_problem(key, getattr(spec, key))
+        if why and not any(k == key for k, _ in found):
+            found.append((key, why))
+    for entry in spec.include:
+        parts = entry.strip().split("/")
+        if not entry.strip() or entry.startswith("/") or ".." in parts:
+            found.append(
+                (
+                    "include",
+                    f"{entry!r} is not a path inside the job directory (give relative paths or "
+                    'globs, e.g. include = [".ssh/id_rsa"])',
+                )
+            )
+    return found
 
 
 # ---------------------------------------------------------------- spec + jobs.cfg
@@ -692,7 +766,13 @@ def load_session(spec_path: str | os.PathLike[str]) -> tuple[SessionSpec, list[J
     path = Path(spec_path)
     source = str(path)
     spec, problems, lines = _load(path)
-    if spec is None:
+    if spec is None:  # still read jobs.cfg: one run lists every problem of both files
+        jobs_path = path.parent / _raw_jobs_cfg(path)
+        if jobs_path.is_file():
+            try:
+                read_jobs_cfg(jobs_path)
+            except FormatError as exc:
+                problems += exc.problems
         raise FormatError(join_problems(problems), problems)
     jobs_path = path.parent / spec.jobs_cfg
     jobs: list[JobLine] | None = None
@@ -728,6 +808,15 @@ def load_session(spec_path: str | os.PathLike[str]) -> tuple[SessionSpec, list[J
     return spec, jobs
 
 
+def _raw_jobs_cfg(path: Path) -> str:
+    """The jobs_cfg a spec names (read loosely, for a spec with other problems)."""
+    try:
+        value = tomllib.loads(_read_text(path)).get("jobs_cfg")
+    except (FormatError, tomllib.TOMLDecodeError):
+        value = None
+    return value if isinstance(value, str) and value.strip() else "jobs.cfg"
+
+
 def jobs_from_archive(
     archive_path: Path, source: str = "session.toml", lines: Mapping[str, int] | None = None
 ) -> tuple[list[JobLine] | None, list[str]]:
@@ -746,7 +835,7 @@ def jobs_from_archive(
             f"{where}: {archive_path} has no jobs.cfg at its top level (add it to the archive)"
         ]
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # read as from a directory: a BOM is not content
         jobs = parse_jobs_cfg(text, f"{archive_path}:jobs.cfg")
     except UnicodeDecodeError:
         return None, [f"{archive_path}:jobs.cfg: not UTF-8 text (save it as UTF-8)"]

@@ -14,10 +14,10 @@ from ..cloud import Cloud, default_profile, make_local_snapshot, start_local_clo
 from ..resources import describe_instances, describe_volumes, list_objects
 from .check import check
 from .choices import ComposeChoices, ImageInfo, InstanceTypeInfo, SnapshotInfo, compose_choices
-from .cleanup import CLEANUP_KINDS, cleanup
+from .cleanup import CLEANUP_KINDS, CleanupPlan, CleanupReport, cleanup, plan_cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, cloud_for
-from .control import kill, terminate
-from .logs import console_output, job_log
+from .control import JobEnded, kill, terminate
+from .logs import console_output, job_ended, job_log, live_tail, saved_log
 from .plan import StartPlan, check_references, plan_start
 from .pricing import CostEstimate, estimate_cost, price_table
 from .results import Download, results
@@ -26,6 +26,8 @@ from .start import check_image, client_token, start, upload_file
 
 __all__ = [
     "CLEANUP_KINDS",
+    "CleanupPlan",
+    "CleanupReport",
     "PART_SIZE",
     "Cloud",
     "ComposeChoices",
@@ -34,6 +36,7 @@ __all__ = [
     "Download",
     "ImageInfo",
     "InstanceTypeInfo",
+    "JobEnded",
     "Progress",
     "Say",
     "SessionError",
@@ -51,13 +54,17 @@ __all__ = [
     "describe_instances",
     "describe_volumes",
     "estimate_cost",
+    "job_ended",
     "job_log",
+    "live_tail",
     "kill",
     "list_objects",
     "make_local_snapshot",
+    "plan_cleanup",
     "plan_start",
     "price_table",
     "results",
+    "saved_log",
     "ssh_command",
     "start",
     "start_local_cloud",

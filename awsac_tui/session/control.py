@@ -8,7 +8,17 @@ from awsac_agent.status import PENDING, TERMINAL
 from ..cloud import Cloud
 from ..records import SessionRecord
 from ..resources import describe_instances, terminate_instances
-from .common import cloud_for, store_for, wait_until
+from .common import SessionError, cloud_for, store_for, wait_until
+
+
+class JobEnded(SessionError):
+    """A kill of a job that has already ended: nothing was written (``status`` says how it ended)."""
+
+    exit_code = 0
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def kill(
@@ -19,13 +29,28 @@ async def kill(
     timeout: float = 300.0,
     cloud: Cloud | None = None,
 ) -> str:
-    """Request that job ``jobnr`` be killed; with ``wait``, until it is terminal. Returns its status."""
+    """Request that job ``jobnr`` be killed; with ``wait``, until it is terminal. Returns its status.
+
+    A job that has already ended is left alone: nothing is written (neither the status store
+    nor ``control/``) and JobEnded says how it ended.
+    """
     if not 1 <= jobnr <= max(record.n_jobs, 1):
         raise FormatError(
             f"job {jobnr} does not exist in {record.session_id} (jobs 1..{record.n_jobs})"
         )
+    if record.state == "cleaned":
+        raise SessionError(
+            f"session {record.session_id} was cleaned up: no job of it runs (nothing written)"
+        )
     async with cloud_for(record, cloud) as c:
         store = store_for(record, c)
+        current = {r.jobnr: r for r in await store.read_all()}.get(jobnr)
+        if current is not None and current.status in TERMINAL:
+            raise JobEnded(
+                f"job {jobnr} of {record.session_id} has already ended ({current.status}); "
+                "nothing to kill, nothing was written",
+                current.status,
+            )
         await store.request_kill(jobnr)
         status = "kill requested"
         if wait:

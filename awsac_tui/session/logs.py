@@ -1,19 +1,24 @@
-"""Read what a session printed: an instance's console output, a job's live tail or saved log."""
+"""Read what a session printed: an instance's console output, a job's live tail or saved log
+(streamed from its bundle in bounded memory, whatever its size)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import bz2
+import collections
 import contextlib
-import io
 import tarfile
+from collections.abc import Callable
 
 from awsac_agent import s3layout
+from awsac_agent.archive import safe_relpath
 from awsac_agent.status import TERMINAL
 
 from ..cloud import Cloud, cloud_errors, error_code
 from ..records import SessionRecord
-from .common import cloud_for, store_for
+from .common import SessionError, cloud_for, store_for
+from .results import cleaned_message
 
 
 async def console_output(
@@ -39,43 +44,159 @@ async def console_output(
         return out
 
 
-def _log_from_tar(data: bytes, jobnr: int) -> str:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        members = [m for m in tar.getmembers() if m.isfile()]
-        pick = next(
-            (m for m in members if m.name.endswith(s3layout.stdouterr_log_name(jobnr))), None
+class _Bz2Reader:
+    """A read(n) file over ``next_chunk`` (compressed bytes, b"" at the end) that decompresses
+    concatenated bzip2 streams as one, in bounded memory (for tarfile's stream mode)."""
+
+    def __init__(self, next_chunk: Callable[[], bytes]) -> None:
+        self._next = next_chunk
+        self._dec = bz2.BZ2Decompressor()
+        self._buf = b""
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n >= 0 else 1 << 62
+        while len(self._buf) < want and not self._eof:
+            if self._dec.eof:
+                rest = self._dec.unused_data
+                self._dec = bz2.BZ2Decompressor()
+                if rest:
+                    self._buf += self._dec.decompress(rest, max(want - len(self._buf), 1 << 16))
+                    continue
+            if self._dec.needs_input:
+                data = self._next()
+                if not data:
+                    self._eof = True
+                    break
+                self._buf += self._dec.decompress(data, max(want - len(self._buf), 1 << 16))
+            else:
+                self._buf += self._dec.decompress(b"", max(want - len(self._buf), 1 << 16))
+        out, self._buf = self._buf[:want], self._buf[want:]
+        return out
+
+
+def _copy_log(read: Callable[[], bytes], jobnr: int, write: Callable[[bytes], object]) -> list[str]:
+    """Stream the log member of a stdouterr bundle to ``write``; the members refused for their
+    names (they would leave any directory), each with the reason."""
+    refused: list[str] = []
+    wanted = s3layout.stdouterr_log_name(jobnr)
+    with tarfile.open(fileobj=_Bz2Reader(read), mode="r|") as tar:  # type: ignore[arg-type]
+        for member in tar:
+            if not member.isfile():
+                continue
+            rel, why = safe_relpath(member.name)
+            if rel is None:
+                refused.append(f"member {why}")
+                continue
+            if not (rel.endswith(wanted) or rel.endswith(".log")):
+                continue
+            fh = tar.extractfile(member)
+            while fh is not None and (block := fh.read(1 << 20)):
+                write(block)
+            break
+    return refused
+
+
+async def _status(record: SessionRecord, jobnr: int, cloud: Cloud) -> str | None:
+    if record.state == "cleaned":
+        return next(
+            (j.get("status") for j in record.final_jobs if j.get("jobnr") == str(jobnr)), None
         )
-        pick = pick or next((m for m in members if m.name.endswith(".log")), None)
-        if pick is None:
-            return ""
-        fh = tar.extractfile(pick)
-        return fh.read().decode("utf-8", "replace") if fh else ""
+    rec = {r.jobnr: r for r in await store_for(record, cloud).read_all()}.get(jobnr)
+    return rec.status if rec else None
 
 
-async def _get(cloud: Cloud, bucket: str, key: str) -> bytes | None:
-    s3 = await cloud.client("s3")
-    try:
-        resp = await s3.get_object(Bucket=bucket, Key=key)
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("NoSuchKey", "404"):
-            return None
-        async with cloud_errors(f"s3://{bucket}/{key}"):
-            raise
-    async with resp["Body"] as body:
-        return await body.read()
+async def saved_log(
+    record: SessionRecord,
+    jobnr: int,
+    write: Callable[[bytes], object],
+    *,
+    cloud: Cloud | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> bool:
+    """Stream job ``jobnr``'s saved log (its stdouterr bundle) to ``write`` in bounded memory;
+    False when there is none (yet). A member whose name would leave a directory is skipped and
+    named through ``say``."""
+    if record.state == "cleaned":
+        raise SessionError(cleaned_message(record) + " (its logs went with them)")
+    async with cloud_for(record, cloud) as c:
+        s3 = await c.client("s3")
+        key = s3layout.stdouterr_key(record.session_id, jobnr)
+        try:
+            resp = await s3.get_object(Bucket=record.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return False
+            async with cloud_errors(f"s3://{record.bucket}/{key}"):
+                raise
+        loop = asyncio.get_running_loop()
+        async with resp["Body"] as body:
+
+            def read() -> bytes:
+                return asyncio.run_coroutine_threadsafe(body.read(1 << 20), loop).result()
+
+            async with cloud_errors(f"reading s3://{record.bucket}/{key}"):
+                try:
+                    refused = await asyncio.to_thread(_copy_log, read, jobnr, write)
+                except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                    raise SessionError(
+                        f"s3://{record.bucket}/{key}: not a readable .tar.bz2 log bundle ({exc})"
+                    ) from None
+        for why in refused:
+            say(f"skipped {why} in s3://{record.bucket}/{key}")
+        return True
+
+
+async def job_ended(record: SessionRecord, jobnr: int, *, cloud: Cloud | None = None) -> bool:
+    """Whether job ``jobnr`` has a terminal status."""
+    async with cloud_for(record, cloud) as c:
+        return (await _status(record, jobnr, c)) in TERMINAL
+
+
+async def live_tail(record: SessionRecord, jobnr: int, *, cloud: Cloud | None = None) -> str:
+    """The rolling tail of a running job's output (``live/job_N.log``), '' when there is none."""
+    async with cloud_for(record, cloud) as c:
+        s3 = await c.client("s3")
+        key = s3layout.live_log_key(record.session_id, jobnr)
+        try:
+            resp = await s3.get_object(Bucket=record.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return ""
+            async with cloud_errors(f"s3://{record.bucket}/{key}"):
+                raise
+        async with resp["Body"] as body:
+            return (await body.read(LIVE_TAIL_LIMIT)).decode("utf-8", "replace")
+
+
+LIVE_TAIL_LIMIT = 4 << 20  # a live tail is small; never read more of one
+VIEW_LIMIT = 1 << 20  # the TUI's log view keeps the last MiB of a saved log
 
 
 async def job_log(
-    record: SessionRecord, jobnr: int, *, cloud: Cloud | None = None
+    record: SessionRecord, jobnr: int, *, cloud: Cloud | None = None, limit: int = VIEW_LIMIT
 ) -> tuple[str, bool]:
-    """(text, is_live): the live tail while the job runs, the saved log after."""
+    """(text, is_live): the live tail while the job runs, the last ``limit`` bytes of the saved
+    log after (streamed: memory stays bounded whatever the log's size)."""
     async with cloud_for(record, cloud) as c:
-        recs = {r.jobnr: r for r in await store_for(record, c).read_all()}
-        rec = recs.get(jobnr)
-        terminal = rec is not None and rec.status in TERMINAL
-        if terminal:
-            data = await _get(c, record.bucket, s3layout.stdouterr_key(record.session_id, jobnr))
-            if data is not None:
-                return await asyncio.to_thread(_log_from_tar, data, jobnr), False
-        data = await _get(c, record.bucket, s3layout.live_log_key(record.session_id, jobnr))
-        return (data or b"").decode("utf-8", "replace"), not terminal
+        if await job_ended(record, jobnr, cloud=c):
+            kept: collections.deque[bytes] = collections.deque()
+            size = [0, 0]  # kept, total
+
+            def keep(block: bytes) -> None:
+                kept.append(block)
+                size[0] += len(block)
+                size[1] += len(block)
+                while size[0] - len(kept[0]) >= limit:
+                    size[0] -= len(kept.popleft())
+
+            if await saved_log(record, jobnr, keep, cloud=c):
+                data = b"".join(kept)[-limit:]
+                text = data.decode("utf-8", "replace")
+                if size[1] > limit:
+                    text = (
+                        f"[the first {size[1] - limit} bytes are not shown; "
+                        f"`awsac logs {record.session_id} {jobnr}` prints all]\n" + text
+                    )
+                return text, False
+        return await live_tail(record, jobnr, cloud=c), True

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,11 @@ from awsac_agent.errors import FormatError, join_problems
 from awsac_agent.sessionid import new_session_id
 from awsac_agent.userdata import UserData, build_userdata
 
+from .. import records
 from .. import spec as specmod
 from ..cloud import Cloud, cloud_errors, error_code
 from ..spec import CloudProfile, SessionSpec
-from .common import Say, quiet
+from .common import Progress, Say, quiet
 
 
 @dataclass(frozen=True)
@@ -153,11 +153,14 @@ async def plan_start(
     spec: SessionSpec | None = None,
     jobs: Sequence[jobscfg.JobLine] | None = None,
     keep_instance_on_failure: float | None = None,
+    progress: Progress | None = None,
 ) -> StartPlan:
     """Validate everything up front (all problems at once) and prepare the session archive.
 
     ``spec`` and ``jobs`` (from the TUI's compose screen) replace reading ``spec_path``; the job
     directory is then ``spec_path``'s directory (or the spec's job_dir relative to it).
+    The archive is built in a scratch directory beside the session records (swept at the next
+    run if this one is killed); ``progress`` gets (bytes read, total) while it is built.
     """
     spec_path = Path(spec_path)
     if archive is not None:
@@ -175,21 +178,28 @@ async def plan_start(
         lines = list(jobs or [])
     else:
         spec, lines = await asyncio.to_thread(_load_spec, spec_path, archive)
-    tmpdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="awsac-start-"))
+    await asyncio.to_thread(records.sweep_scratch)
+    tmpdir = await asyncio.to_thread(records.new_scratch, "start")
     note = None
     try:
         if spec.archive:
             src = spec_path.parent / spec.archive
             archive_name = src.name
             out = tmpdir / archive_name
-            added = await asyncio.to_thread(archmod.add_agent_files, src, out)
+            added = await asyncio.to_thread(
+                archmod.add_agent_files, src, out, include=spec.include, progress=progress
+            )
             if added:
                 note = f"the archive {src.name} lacked the agent's session files; added {', '.join(added)}"
         else:
             archive_name = s3layout.DEFAULT_ARCHIVE_NAME
             out = tmpdir / archive_name
             await asyncio.to_thread(
-                archmod.build_archive, specmod.job_dir_path(spec_path, spec), out
+                archmod.build_archive,
+                specmod.job_dir_path(spec_path, spec),
+                out,
+                include=spec.include,
+                progress=progress,
             )
         members = await asyncio.to_thread(_archive_members, out)
         problems = jobscfg.check_scripts_exist(lines, members, "jobs.cfg")

@@ -4,11 +4,12 @@ the record, RunInstances; a failed start removes what it created."""
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from awsac_agent import s3layout
+from awsac_agent import s3checksum, s3layout
 from awsac_agent.errors import AwsacError, CloudError, FormatError
 from awsac_agent.sessionid import SESSION_TAG
 from awsac_agent.userdata import build_userdata, parse_userdata
@@ -16,8 +17,9 @@ from awsac_agent.userdata import build_userdata, parse_userdata
 from .. import records
 from ..cloud import Cloud, cloud_errors, error_code
 from ..records import SessionRecord
+from ..resources import list_uploads
 from ..spec import SessionSpec
-from .cleanup import cleanup, delete_objects
+from .cleanup import abort_uploads, cleanup, delete_objects, plan_cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, ask, quiet, store_for
 from .plan import StartPlan, remove_tree
 
@@ -25,19 +27,29 @@ from .plan import StartPlan, remove_tree
 async def upload_file(
     cloud: Cloud, path: Path, bucket: str, key: str, progress: Progress | None = None
 ) -> None:
-    """Upload ``path`` to s3://bucket/key (multipart above 8 MiB), reporting progress."""
+    """Upload ``path`` to s3://bucket/key (multipart above 8 MiB), reporting progress while it
+    happens; S3 stores the whole-object CRC32 (``results`` compares downloads with it). A failed
+    multipart upload is aborted (S3 would bill its parts)."""
     s3 = await cloud.client("s3")
     total = path.stat().st_size
     report = progress or (lambda d, t: None)
     report(0, total)
     if total <= PART_SIZE:
         data = await asyncio.to_thread(path.read_bytes)
-        await s3.put_object(Bucket=bucket, Key=key, Body=data)
+        await s3.put_object(
+            Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm=s3checksum.ALGORITHM
+        )
         report(total, total)
         return
-    up = await s3.create_multipart_upload(Bucket=bucket, Key=key)
+    up = await s3.create_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        ChecksumAlgorithm=s3checksum.ALGORITHM,
+        ChecksumType=s3checksum.FULL_OBJECT,
+    )
     parts = []
     done = 0
+    crc = 0
     try:
         with path.open("rb") as fh:
             n = 1
@@ -45,35 +57,53 @@ async def upload_file(
                 chunk = await asyncio.to_thread(fh.read, PART_SIZE)
                 if not chunk:
                     break
+                crc = zlib.crc32(chunk, crc)
                 resp = await s3.upload_part(
-                    Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=chunk
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=up["UploadId"],
+                    PartNumber=n,
+                    Body=chunk,
+                    ChecksumAlgorithm=s3checksum.ALGORITHM,
                 )
-                parts.append({"ETag": resp["ETag"], "PartNumber": n})
+                part = {"ETag": resp["ETag"], "PartNumber": n}
+                if resp.get("ChecksumCRC32"):
+                    part["ChecksumCRC32"] = resp["ChecksumCRC32"]
+                parts.append(part)
                 done += len(chunk)
                 report(done, total)
                 n += 1
         await s3.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
+            Bucket=bucket,
+            Key=key,
+            UploadId=up["UploadId"],
+            MultipartUpload={"Parts": parts},
+            ChecksumType=s3checksum.FULL_OBJECT,
+            ChecksumCRC32=s3checksum.crc32_text(crc),
         )
     except BaseException as exc:
         try:
-            await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"])
+            await asyncio.shield(
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"])
+            )
         except Exception as abort_exc:  # noqa: BLE001 - reported with the upload's own error
             if isinstance(exc, Exception):
                 raise CloudError(
                     f"uploading {path} to s3://{bucket}/{key} failed ({exc}), and its incomplete "
                     f"multipart upload could not be aborted ({abort_exc}); S3 keeps (and bills) "
                     f"its parts until you run `aws s3api abort-multipart-upload --bucket {bucket} "
-                    f"--key {key} --upload-id {up['UploadId']}`"
+                    f"--key {key} --upload-id {up['UploadId']}` (or `awsac cleanup`)"
                 ) from exc
         raise
 
 
-async def _ensure_bucket(cloud: Cloud, bucket: str) -> None:
+async def _check_bucket(cloud: Cloud, bucket: str) -> bool:
+    """Whether the bucket exists (and is ours); False only on the local cloud, where start
+    creates it. Reads only: nothing is created before the user said yes."""
     s3 = await cloud.client("s3")
     try:
         await s3.head_bucket(Bucket=bucket)
-        return
+        return True
     except Exception as exc:  # noqa: BLE001
         code = error_code(exc)
         if code in ("403", "AccessDenied", "Forbidden"):
@@ -85,8 +115,7 @@ async def _ensure_bucket(cloud: Cloud, bucket: str) -> None:
             async with cloud_errors(f"bucket {bucket}"):
                 raise
     if cloud.profile.local:
-        await s3.create_bucket(Bucket=bucket)
-        return
+        return False
     raise FormatError(
         f"bucket {bucket!r} does not exist on {cloud.describe()} "
         f"(create it: `aws s3 mb s3://{bucket}`, or fix bucket in the spec)"
@@ -215,14 +244,36 @@ async def start(
     progress: Progress | None = None,
     say: Say = quiet,
 ) -> SessionRecord:
-    """Create the session of ``plan``; any failure removes what this start created, and says so."""
+    """Create the session of ``plan``. Everything that only reads (bucket, image) and the
+    question come first, so a "no" leaves nothing at all; then the record (before anything is
+    created in the cloud), the archive upload, the status store, RunInstances. Any failure
+    removes what this start created, and says so."""
     spec = plan.spec
     sid = plan.session_id
+    try:
+        bucket_exists = await _check_bucket(cloud, spec.bucket)
+        img = await check_image(cloud, spec.image_id, spec.image_owner)
+        say(f"found image {spec.image_id!r} ({img.get('Name') or img.get('ImageLocation') or ''})")
+        say(f"user-data: {plan.userdata}")
+        question = (
+            f"upload the session archive and run exactly {plan.n_instances} instance(s) of "
+            f"image {spec.image_id} (type {spec.instance_type!r}) with the user-data above. "
+            "proceed?"
+        )
+        if not await ask(confirm, question):
+            raise SessionError("start cancelled: nothing was created")
+    except BaseException:
+        if plan.tmpdir:
+            await remove_tree(plan.tmpdir)
+        raise
     record = await asyncio.to_thread(records.save_record, _record_for(plan))
     say(f"session id: {sid} (record {record.path})")
     created: dict[str, Any] = {"archive": False, "store": False, "run": False}
     try:
-        await _ensure_bucket(cloud, spec.bucket)
+        if not bucket_exists:
+            s3 = await cloud.client("s3")
+            async with cloud_errors(f"CreateBucket {spec.bucket}"):
+                await s3.create_bucket(Bucket=spec.bucket)
         if plan.archive_note:
             say(plan.archive_note)
         key = s3layout.archive_key(sid, plan.archive_name)
@@ -230,9 +281,6 @@ async def start(
         created["archive"] = True
         async with cloud_errors(f"uploading s3://{spec.bucket}/{key}"):
             await upload_file(cloud, plan.archive_path, spec.bucket, key, progress)
-        img = await check_image(cloud, spec.image_id, spec.image_owner)
-        say(f"found image {spec.image_id!r} ({img.get('Name') or img.get('ImageLocation') or ''})")
-        say(f"user-data: {plan.userdata}")
         store = store_for(record, cloud)
         created["store"] = True
         existed = await store.reset()
@@ -241,12 +289,6 @@ async def start(
             + ("existed and was reset" if existed else "created")
             + f": {sid}"
         )
-        question = (
-            f"run exactly {plan.n_instances} instance(s) of image {spec.image_id} "
-            f"(type {spec.instance_type!r}) with the user-data above. proceed?"
-        )
-        if not await ask(confirm, question):
-            raise SessionError("start cancelled: no instances were run")
         ec2 = await cloud.client("ec2")
         created["run"] = True
         async with cloud_errors("RunInstances"):
@@ -275,10 +317,25 @@ async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, An
     """Remove what a failed start created; each part is tried even when an earlier one failed."""
     removed: list[str] = []
     problems: list[str] = []
+
+    async def instances_and_volumes() -> list[str]:
+        plan = await plan_cleanup(record, {"instances", "volumes"}, cloud=cloud)
+        done = await cleanup(
+            record, {"instances", "volumes"}, kill_running=True, cloud=cloud, plan=plan
+        )
+        return done.removed
+
+    async def archive() -> list[str]:
+        prefix = s3layout.prefix(record.session_id)
+        uploads = await list_uploads(cloud, record.bucket, prefix)
+        return await abort_uploads(cloud, record.bucket, uploads) + await delete_objects(
+            cloud, record, only_prefix=None
+        )
+
     steps: list[tuple[str, Callable[[], Awaitable[list[str]]]]] = [
-        ("run", lambda: cleanup(record, {"instances", "volumes"}, cloud=cloud)),
+        ("run", instances_and_volumes),
         ("store", lambda: store_for(record, cloud).delete_all()),
-        ("archive", lambda: delete_objects(cloud, record, only_prefix=None)),
+        ("archive", archive),
     ]
     for what, undo in steps:
         if not created[what]:

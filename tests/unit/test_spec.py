@@ -543,3 +543,59 @@ def test_byte_order_mark_and_odd_digits(tmp_path: Path) -> None:
     assert load_spec(toml).shortdescr == "eventgen"
     (p,) = problems_of(PAPER_INI.replace("n_jobs = 4", "n_jobs = \u00b2"), parse_spec_ini)
     assert "key 'n_jobs': '\u00b2' is not a positive whole number" in p
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_session_hours = inf", "key 'max_session_hours': inf is not a finite number"),
+        ("max_session_hours = nan", "key 'max_session_hours': nan is not a finite number"),
+        ("max_session_hours = 9000", "key 'max_session_hours': 9000.0 is out of range"),
+        ("max_job_minutes = -inf", "key 'max_job_minutes': -inf is not a finite number"),
+        ("jobs_per_instance = 5000", "key 'jobs_per_instance': 5000 is out of range"),
+        ("n_jobs = 1000000", "key 'n_jobs': 1000000 is out of range"),
+    ],
+)
+def test_every_number_is_finite_and_in_its_range(line: str, message: str) -> None:
+    problems = validate_spec(parse_spec_toml(MINIMAL + line + "\n"))
+    assert any(message in p for p in problems), problems
+
+
+def test_structural_and_value_problems_come_in_one_run(tmp_path: Path) -> None:
+    d = tmp_path / "job"
+    d.mkdir()
+    (d / "jobs.cfg").write_text("-;a.sh\n")  # a broken jobs.cfg too
+    path = d / "session.toml"
+    path.write_text(
+        MINIMAL.replace('"eventgen"', '"muchtoolong"')
+        + "instnce_type = 1\nmax_session_hours = inf\nspot = 3\n"
+    )
+    with pytest.raises(FormatError) as exc:
+        load_session(path)
+    text = "\n".join(exc.value.problems)
+    assert "key 'instnce_type': unknown key" in text
+    assert "key 'spot': found 3" in text
+    assert "key 'shortdescr': short description 'muchtoolong'" in text  # a value problem too
+    assert "key 'max_session_hours': inf is not a finite number" in text
+    assert "jobs.cfg, line 1: expected 3 fields" in text
+    assert len(exc.value.problems) == 5
+
+
+def test_include_entries_must_stay_inside() -> None:
+    problems = validate_spec(spec(include=(".ssh/id_rsa", "../x", "/etc/passwd")))
+    assert len(problems) == 2 and all("key 'include'" in p for p in problems)
+
+
+def test_prebuilt_archive_jobs_cfg_with_a_bom(tmp_path: Path) -> None:
+    d = copy_example(tmp_path)
+    archive = tmp_path / "prebuilt.tar.bz2"
+    (d / "jobs.cfg").write_bytes(b"\xef\xbb\xbf" + (d / "jobs.cfg").read_bytes())
+    with tarfile.open(archive, "w:bz2") as tar:
+        for name in ("jobs.cfg", "gen_30.sh", "gen_1000.sh"):
+            tar.add(d / name, name)
+    spec_path = tmp_path / "session.toml"
+    spec_path.write_text(MINIMAL + 'archive = "prebuilt.tar.bz2"\n')
+    from_archive = load_session(spec_path)[1]
+    assert [(j.snapshot, j.script, j.count) for j in from_archive] == [
+        (j.snapshot, j.script, j.count) for j in load_session(d / "session.toml")[1]
+    ]
