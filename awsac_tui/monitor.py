@@ -120,6 +120,34 @@ def record_view(base: JobView, rec: JobRecord | None) -> JobView:
     )
 
 
+def cleaned_snapshot(record: SessionRecord, now: datetime) -> SessionSnapshot:
+    """A cleaned session as it was: the job states cleanup kept in the record (the cloud holds
+    nothing of it any more), marked ``cleaned``."""
+    kept: dict[int, JobRecord] = {}
+    for attrs in record.final_jobs:
+        try:
+            rec = JobRecord.from_attributes(attrs)
+        except (ValueError, TypeError):
+            continue
+        kept[rec.jobnr] = rec
+    jobs = [record_view(base, kept.pop(base.jobnr, None)) for base in _record_jobs(record)]
+    jobs += [record_view(JobView(jobnr=n, status=PENDING), r) for n, r in sorted(kept.items())]
+    when = f" at {record.cleaned_at}" if record.cleaned_at else ""
+    notice = (
+        f"session cleaned up{when}: its last known job states (nothing of it is left in the cloud)"
+        if record.final_jobs
+        else f"session cleaned up{when}; its job states were not kept (an older awsac cleaned it)"
+    )
+    return SessionSnapshot(
+        session_id=record.session_id,
+        cloud=record.cloud.describe(),
+        taken_at=now,
+        jobs=tuple(sorted(jobs, key=lambda j: j.jobnr)),
+        notices=(notice,),
+        cleaned=True,
+    )
+
+
 def instance_view(raw: dict[str, Any], ended_at: datetime | None) -> InstanceView:
     lt = raw.get("LaunchTime")
     state = state_of(raw)
@@ -247,6 +275,9 @@ class Monitor:
         """One refresh. Instances are read before the store, so a job whose instance is gone
         and whose status is still not terminal really never finished (-> lost)."""
         now = self.clock()
+        if self.record.state == "cleaned":
+            self.last = cleaned_snapshot(self.record, now)
+            return self.last
         full = self._full_due()
         hint = {
             r.instance_id

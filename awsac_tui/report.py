@@ -26,7 +26,8 @@ def format_job_blocks(snap: SessionSnapshot) -> str:
     """The paper's per-job blocks (``===== Job N (status: ...) =====``)."""
     out = []
     for j in snap.jobs:
-        lines = [f"===== Job {j.jobnr} (status: {j.status}) ====="]
+        state = f"{j.status}, cleaned" if snap.cleaned else j.status
+        lines = [f"===== Job {j.jobnr} (status: {state}) ====="]
         where = f"running {j.shellscript or '?'}"
         if j.instance_id:
             where += f" on instance {j.instance_id}"

@@ -98,6 +98,7 @@ class SessionSnapshot:
     instances: tuple[InstanceView, ...] = ()
     volumes: tuple[VolumeView, ...] = ()
     notices: tuple[str, ...] = field(default=())  # e.g. "status store throttled; showing last good"
+    cleaned: bool = False  # the session was cleaned up: jobs are its last known states
     # what changed since the previous snapshot of the same monitor (not part of the value)
     changes: Changes = field(default=ALL_CHANGED, compare=False)
 
@@ -176,6 +177,7 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
             for v in snap.volumes
         ],
         "notices": list(snap.notices),
+        "cleaned": snap.cleaned,
     }
 
 

@@ -1,4 +1,5 @@
-"""What a session left in the local cloud: live instances, volumes and objects carrying its id.
+"""What a session left in the local cloud: live instances, volumes, objects and unfinished
+multipart uploads carrying its id, and temporary files of a start on this machine.
 
 Shared by the client's end-to-end tests and the fault tests' audit.
 """
@@ -6,7 +7,7 @@ Shared by the client's end-to-end tests and the fault tests' audit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from awsac_agent.sessionid import session_tag_filter
@@ -17,10 +18,11 @@ class Leftovers:
     instances: list[str]
     volumes: list[str]
     objects: list[str]
+    uploads: list[str] = field(default_factory=list)  # unfinished multipart uploads (billed)
 
 
 def leftovers_in(boto3_client: Callable[[str], Any], sid: str, bucket: str) -> Leftovers:
-    """Live instances, volumes and objects still carrying session ``sid``."""
+    """Live instances, volumes, objects and unfinished multipart uploads still carrying ``sid``."""
     ec2 = boto3_client("ec2")
     filt = [session_tag_filter(sid)]
     inst = [
@@ -42,4 +44,18 @@ def leftovers_in(boto3_client: Callable[[str], Any], sid: str, bucket: str) -> L
         ]
     except s3.exceptions.NoSuchBucket:
         objs = []
-    return Leftovers(inst, vols, objs)
+    try:
+        ups = [
+            f"{u['Key']} ({u['UploadId']})"
+            for u in s3.list_multipart_uploads(Bucket=bucket, Prefix=f"{sid}/").get("Uploads", [])
+        ]
+    except s3.exceptions.NoSuchBucket:
+        ups = []
+    return Leftovers(inst, vols, objs, ups)
+
+
+def scratch_left() -> list[str]:
+    """Temporary files of starts left on this machine (beside the session records)."""
+    from awsac_tui import records
+
+    return [str(p) for p in records.scratch_files()]

@@ -543,6 +543,17 @@ class FixedBackend:
             await asyncio.sleep(0)
         return out
 
+    async def cleanup_plan(self, session_id: str) -> str:
+        self.calls.append(("cleanup_plan", session_id))
+        snap = self.snapshots.get(session_id)
+        lines = [f"left of session {session_id}:"]
+        if snap:
+            lines += [
+                f"  instance {i.instance_id}" for i in snap.instances if i.state != "terminated"
+            ]
+            lines += [f"  volume {v.volume_id}" for v in snap.volumes]
+        return "\n".join(lines)
+
     async def cleanup(self, session_id: str) -> list[str]:
         self.calls.append(("cleanup", session_id))
         snap = self.snapshots.get(session_id)

@@ -148,7 +148,18 @@ class AwsacApp(App[int]):
         where = paths[0].parent if paths else self.results_dir
         self.notify(f"{len(paths)} result file(s) in {where}")
 
-    def cleanup_session(self, session_id: str, after: Callable[[], None] | None = None) -> None:
+    @work(group="verbs", exit_on_error=False)
+    async def cleanup_session(
+        self, session_id: str, after: Callable[[], None] | None = None
+    ) -> None:
+        """Show what cleanup would remove (the session API's plan: outputs never downloaded and
+        running jobs named), then clean up by the same rules as `awsac cleanup` once confirmed."""
+        try:
+            plan = await self.backend.cleanup_plan(session_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.report_error("cleanup", exc)
+            return
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self._cleanup(session_id, after)
@@ -156,8 +167,7 @@ class AwsacApp(App[int]):
         self.push_screen(
             ConfirmModal(
                 "cleanup",
-                f"Remove everything left of session {session_id}?\n"
-                "(instances, volumes, S3 objects, status domain)",
+                f"Remove everything left of session {session_id}?\n{plan}",
                 yes="Clean up",
                 danger=True,
             ),

@@ -135,8 +135,15 @@ class Backend(Protocol):
         self, session_id: str, dest: Path, progress: ProgressCallback
     ) -> list[Path]: ...
 
+    async def cleanup_plan(self, session_id: str) -> str:
+        """What is left of a session and what cleanup would remove, naming the outputs never
+        downloaded and the jobs still running (shown before the user confirms)."""
+        ...
+
     async def cleanup(self, session_id: str) -> list[str]:
-        """Remove what is left of a session; returns what was removed, one line each."""
+        """Remove what is left of a session, the user having confirmed the last cleanup_plan
+        (what it named may go; anything new it did not name is kept); returns what was removed
+        and kept, one line each, the summary last."""
         ...
 
     async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:

@@ -43,6 +43,7 @@ class LiveBackend:
         self._records: dict[str, records.SessionRecord] = {}
         self._lock = asyncio.Lock()
         self._cleaning: set[str] = set()
+        self._cleanup_plans: dict[str, session.CleanupPlan] = {}  # shown, awaiting a yes
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -312,18 +313,33 @@ class LiveBackend:
             say=lambda text: progress(text, None),
             cloud=await self._cloud(rec.cloud),
         )
-        return [d.path for d in downloads]
+        return [d.path for d in downloads if d.path is not None and d.action != "refused"]
+
+    async def cleanup_plan(self, session_id: str) -> str:
+        rec = await self._record(session_id)
+        plan = await session.plan_cleanup(rec, cloud=await self._cloud(rec.cloud))
+        self._cleanup_plans[session_id] = plan
+        return plan.describe()
 
     async def cleanup(self, session_id: str) -> list[str]:
         rec = await self._record(session_id)
+        cloud = await self._cloud(rec.cloud)
+        fresh = await session.plan_cleanup(rec, cloud=cloud)
+        shown = self._cleanup_plans.pop(session_id, fresh)
         self._cleaning.add(session_id)  # refreshes meanwhile show the last known job states
-        try:
-            removed = await session.cleanup(rec, cloud=await self._cloud(rec.cloud))
+        try:  # what the user saw named (outputs never downloaded, running jobs) is confirmed
+            report = await session.cleanup(
+                rec,
+                cloud=cloud,
+                plan=fresh,
+                force=set(fresh.unfetched) <= set(shown.unfetched),
+                kill_running=set(fresh.running_jobs) <= set(shown.running_jobs),
+            )
         finally:
             self._cleaning.discard(session_id)
         self._monitors.pop(session_id, None)
         await self._record(session_id, reload=True)
-        return removed
+        return [*report.removed, *(f"kept {k}" for k in report.kept), report.summary]
 
     async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
         rec = await self._record(session_id)

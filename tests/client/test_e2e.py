@@ -27,9 +27,9 @@ PAPER_OBJECTS = sorted(
 
 
 def tagged(boto3_client, sid: str) -> tuple[list[str], list[str], list[str]]:
-    """(live instances, volumes, objects) still carrying session ``sid``."""
+    """(live instances, volumes, objects and unfinished uploads) still carrying session ``sid``."""
     left = leftovers_in(boto3_client, sid, "atlassessions")
-    return left.instances, left.volumes, left.objects
+    return left.instances, left.volumes, left.objects + left.uploads
 
 
 def check_snapshot_shape(snap: dict[str, Any], sid: str) -> None:
@@ -183,7 +183,7 @@ def test_kill_a_long_job(
     rc, out, _ = cli("check", sid, "--json")
     assert json.loads(out)["jobs"][0]["status"] == "killed"
     assert rc == 1  # a killed job: the session did not succeed
-    rc, _, _ = cli("cleanup", sid, "--yes")
+    rc, _, _ = cli("cleanup", sid, "--yes", "--force")
     assert rc == 0
     assert tagged(boto3_client, sid) == ([], [], [])
 
@@ -200,15 +200,22 @@ def test_start_failing_at_the_image_check_leaves_nothing(
             r'image_id = "ami-[0-9a-f]+"', 'image_id = "ami-0123456789abcdef0"', toml.read_text()
         )
     )
-    before = {r.session_id for r in records.list_records()}
+    s3 = boto3_client("s3")
+
+    def objects() -> set[str]:
+        try:
+            return {
+                o["Key"] for o in s3.list_objects_v2(Bucket="atlassessions").get("Contents", [])
+            }
+        except s3.exceptions.NoSuchBucket:
+            return set()
+
+    before = ({r.session_id for r in records.list_records()}, objects())
     rc, out, err = cli("start", str(toml), "--yes")
     assert rc == 2
-    assert "ami-0123456789abcdef0" in err and "not found" in err
-    assert "removed: s3://atlassessions/" in err
-    new = [r for r in records.list_records() if r.session_id not in before]
-    assert not [r for r in new if r.state == "starting"]
-    sid = re.search(r"session id: (\S+)", out).group(1)
-    assert tagged(boto3_client, sid) == ([], [], [])
+    assert "ami-0123456789abcdef0" in err and ("not found" in err or "does not exist" in err)
+    # the image is checked before anything is created: no record, no object, no upload
+    assert ({r.session_id for r in records.list_records()}, objects()) == before
 
 
 def test_console_terminate_and_lost(
@@ -241,7 +248,7 @@ def test_console_terminate_and_lost(
     # written back: the status store itself now says lost
     body = s3.get_object(Bucket="atlassessions", Key=key)["Body"].read()
     assert json.loads(body)["status"] == "lost"
-    rc, _, _ = cli("cleanup", sid, "--yes")
+    rc, _, _ = cli("cleanup", sid, "--yes", "--force")
     assert rc == 0 and tagged(boto3_client, sid) == ([], [], [])
 
 
@@ -286,6 +293,6 @@ def test_a_running_instance_that_never_reports_is_silent(
     out = poll_text(cli, sid, "SILENT", 60, "--boot-timeout", "1")
     assert f"awsac console {sid} i-" in out  # the notice says where to look
     assert "===== Job 1 (status: pending) =====" in out
-    rc, out, _ = cli("cleanup", sid, "--yes")
+    rc, out, _ = cli("cleanup", sid, "--yes", "--force")
     assert rc == 0 and "terminated instance i-" in out
     assert tagged(boto3_client, sid) == ([], [], [])

@@ -166,7 +166,7 @@ def test_instance_terminated_from_outside_makes_its_job_lost_within_15_s(
     # written back: the status store itself says lost
     item = boto3_client("sdb").get_attributes(DomainName=sid, ItemName="job1", ConsistentRead=True)
     assert {a["Name"]: a["Value"] for a in item["Attributes"]}["status"] == LOST
-    rc, _, err = cli("cleanup", sid, "--yes")
+    rc, _, err = cli("cleanup", sid, "--yes", "--force")
     assert rc == 0, err
     left = leftovers_in(boto3_client, sid, "atlassessions")
     assert (left.instances, left.volumes, left.objects) == ([], [], [])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from awsac_agent.status import TERMINAL
-from cloud_audit import Leftovers, leftovers_in
+from cloud_audit import Leftovers, leftovers_in, scratch_left
 from polling import check, poll, poll_text, wait_for  # noqa: F401 - the tests import them from here
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,9 @@ def audit(
     before RunInstances): no instance may exist, and the jobs never ran. Returns the last snapshot.
     """
     if cleanup:
-        rc, out, err = cli("cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes")
+        rc, out, err = cli(
+            "cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes", "--kill-running"
+        )
         assert rc == 0, out + err
     if launched:
         snap = poll(cli, sid, all_done, timeout)
@@ -123,12 +125,14 @@ def audit(
     left = leftovers(boto3_client, sid)
     assert left.instances == [], f"instances left running: {left.instances}"
     assert left.volumes == [], f"volumes left: {left.volumes}"
+    assert left.uploads == [], f"unfinished multipart uploads: {left.uploads}"
     missing = {k for k in uploaded if f"{sid}/{k}" not in left.objects}
     assert not missing, f"uploaded objects lost: {missing}"
     if cleanup:
-        rc, out, err = cli("cleanup", sid, "--yes")
+        rc, out, err = cli("cleanup", sid, "--yes", "--force")
         assert rc == 0, out + err
-        assert leftovers(boto3_client, sid) == Leftovers([], [], [])
+        assert leftovers(boto3_client, sid) == Leftovers([], [], [], [])
+    assert scratch_left() == [], "a start left temporary files"
     return snap
 
 

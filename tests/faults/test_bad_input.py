@@ -161,6 +161,16 @@ CASES = [
         says=("bad.tar.bz2", "link"),
     ),
     Case(
+        "max_session_hours not finite",
+        _replace_toml("status_store", "max_session_hours = inf\nstatus_store"),
+        says=("max_session_hours", "inf is not a finite number", "up to 8760"),
+    ),
+    Case(
+        "a credential file in the job directory",
+        lambda d: ((d / ".ssh").mkdir(), (d / ".ssh" / "id_rsa").write_text("KEY\n")),
+        says=(".ssh/id_rsa", "looks like a credential file", 'include = [".ssh/id_rsa"]'),
+    ),
+    Case(
         "user-data over the 16 KB limit",
         patch="awsac_agent.userdata.MAX_USERDATA_BYTES",
         says=("user-data is", "over EC2's limit", "ship files in the session archive"),

@@ -112,7 +112,9 @@ def test_agent_killed_or_instance_interrupted_mid_job(
         assert j["status"] in ("lost", "failed"), j
         assert j["instance_id"] in j["error"] or "signal" in j["error"] or "SIGTERM" in j["error"]
     assert any(j["status"] == "lost" for j in snap["jobs"]) or "interrupt" in fault
-    rc, out, _ = cli("cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes")
+    rc, out, _ = cli(
+        "cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes", "--kill-running"
+    )
     assert rc == 0 and "nothing to remove" in out
 
 

@@ -124,7 +124,7 @@ def test_no_secret_in_any_object_record_console_or_screenshot(
         i for r in ec2.describe_instances(Filters=filt)["Reservations"] for i in r["Instances"]
     ]
     assert launched and all(i["MetadataOptions"]["HttpTokens"] == "required" for i in launched)
-    rc, _, _ = cli("cleanup", sid, "--yes")
+    rc, _, _ = cli("cleanup", sid, "--yes", "--force")
     assert rc == 0
 
 
