@@ -1321,7 +1321,7 @@ def bundle_redacted(src: Path, dest: Path, arcname: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The worker's own command line (``awsac-processjobs.pyz [options]``)."""
-    from .cli import add_worker_arguments
+    from .workerargs import add_worker_arguments
 
     p = argparse.ArgumentParser(
         prog="awsac-processjobs",
