@@ -58,10 +58,14 @@ def _env(local_cloud: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def aws(local_cloud: Any) -> Any:
+def aws(local_cloud: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Run ``aws ARGS`` (the AWS CLI v1 from its venv): (exit code, stdout, stderr)."""
     binary = venv_for(AWSCLI) / "bin" / "aws"
     env = _env(local_cloud)
+    # SimpleDB is a "preview" service in the AWS CLI: `aws configure set preview.sdb true`
+    config = tmp_path_factory.mktemp("awscli") / "config"
+    config.write_text("[preview]\nsdb = true\n")
+    env["AWS_CONFIG_FILE"] = str(config)
 
     def run(*args: str) -> tuple[int, str, str]:
         done = subprocess.run(
