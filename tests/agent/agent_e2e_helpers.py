@@ -16,20 +16,10 @@ from awsac_agent.sessionid import SESSION_TAG, new_session_id, session_tag_filte
 from awsac_agent.status import PENDING, JobRecord, watch_body
 from awsac_agent.store import S3Store, SimpleDbStore, request_kill_object
 from awsac_agent.userdata import UserData, build_userdata
+from fast_autorun import fast_autorun
 from polling import wait_for
 
 EVENTGEN = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
-
-# A session-side autorun that makes the worker poll fast and carries test-only knobs; a user may
-# ship their own awsac_all_instances_autorun.sh in the same way.
-FAST_AUTORUN = """#!/bin/sh
-cd "$(dirname "$0")" || exit 1
-export AWSAC_POLL_SECONDS=0.5 AWSAC_WAITER_DELAY_SECONDS=0.5 AWSAC_RETRY_BASE_SECONDS=0.2
-export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20 AWSAC_HEARTBEAT_SECONDS=1
-export AWSAC_STATUS_COALESCE_SECONDS=0.5 AWSAC_SPOT_POLL_SECONDS=0.5
-@EXTRA@
-exec "${AWSAC_PYTHON:-python3}" awsac-processjobs.pyz "$@"
-"""
 
 
 @dataclass
@@ -163,9 +153,7 @@ def start_session(
             for name, body in scripts.items():
                 (job_dir / name).write_text(body)
             if autorun_extra is not None:
-                (job_dir / "awsac_all_instances_autorun.sh").write_text(
-                    FAST_AUTORUN.replace("@EXTRA@", autorun_extra)
-                )
+                (job_dir / "awsac_all_instances_autorun.sh").write_text(fast_autorun(autorun_extra))
             archive = tmp / "sessionarchive.tar.bz2"
             build_archive(job_dir, archive)
         s3.upload_file(str(archive), bucket, s3layout.archive_key(sid, "sessionarchive.tar.bz2"))

@@ -9,19 +9,13 @@ from typing import Any
 
 from awsac_agent.status import TERMINAL
 from cloud_audit import Leftovers, leftovers_in, scratch_left
+from fast_autorun import fast_autorun
 from polling import check, poll, poll_text, wait_for  # noqa: F401 - the tests import them from here
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTGEN = ROOT / "examples" / "eventgen"
 BUCKET = "awsac-fault-tests"
 
-# The session's own autorun: fast polling for tests (a user may ship their own in the same way).
-FAST_AUTORUN = """#!/bin/sh
-cd "$(dirname "$0")" || exit 1
-export AWSAC_POLL_SECONDS=0.5 AWSAC_WAITER_DELAY_SECONDS=0.5 AWSAC_RETRY_BASE_SECONDS=0.2
-export AWSAC_KILL_GRACE_SECONDS=2 AWSAC_VOLUME_TIMEOUT_SECONDS=20
-exec "${AWSAC_PYTHON:-python3}" awsac-processjobs.pyz "$@"
-"""
 RESULTS_JOB = (
     "#!/bin/sh\necho making results\necho data > out.txt\ntar cjf results.tar.bz2 out.txt\n"
 )
@@ -42,6 +36,7 @@ def make_session(
     instance_type: str = "c5.large",
     extra_toml: str = "",
     name: str = "job",
+    autorun_extra: str = "",
 ) -> Path:
     """A job directory with session.toml for the local cloud; ``faults`` goes to awsac_faults.cfg."""
     d = tmp / name
@@ -49,7 +44,7 @@ def make_session(
     (d / "jobs.cfg").write_text(jobs.replace("@SNAP@", snapshot))
     for n, body in (scripts or {"a.sh": RESULTS_JOB}).items():
         (d / n).write_text(body)
-    (d / "awsac_all_instances_autorun.sh").write_text(FAST_AUTORUN)
+    (d / "awsac_all_instances_autorun.sh").write_text(fast_autorun(autorun_extra))
     if faults is not None:
         (d / "awsac_faults.cfg").write_text(faults + "\n")
     (d / "session.toml").write_text(

@@ -38,16 +38,21 @@ def test_results_upload_fails_twice_then_works(cli, session_dir, boto3_client) -
     assert plog.count("results_job_1.tar.bz2: attempt") == 2 and "InternalError" in plog
 
 
-def test_status_store_throttled_for_30_s(
+def test_status_store_throttled_longer_than_the_retries(
     cli, session_dir, boto3_client, local_cloud, client_faults
 ) -> None:
-    """Agent: every SimpleDB write after its first (the running records, one batch) fails for
-    30 s; client: Select throttled for some refreshes."""
+    """Agent: every SimpleDB call after its first (the running records, one batch) fails for a
+    window that outlasts botocore's retries of a call; client: Select throttled for some
+    refreshes."""
+    # The window is real time in the agent's process, so it is kept short: with 2 attempts a
+    # call (one retry, a backoff of at most 2 s) a write fails whole well inside 8 s, and the
+    # jobs (4 s) end inside the window too; the background writer sends them after it.
     d = session_dir(
         store="simpledb",
         jobs="@SNAP@;a.sh;2\n",
         scripts={"a.sh": "#!/bin/sh\nsleep 4\n" + RESULTS_JOB.split("\n", 1)[1]},
-        faults="sdb:*:skip=1:for=30:RequestLimitExceeded",
+        faults="sdb:*:skip=1:for=8:RequestLimitExceeded",
+        autorun_extra="export AWSAC_MAX_ATTEMPTS=2",
     )
     sid = start(cli, d)
     poll(cli, sid, lambda s: s["jobs"][0]["instance_id"])
