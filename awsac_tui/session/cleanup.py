@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from awsac_agent import s3layout
 from awsac_agent.errors import FormatError
-from awsac_agent.status import ACTIVE, KILLED, PENDING, TERMINAL, JobRecord, utcnow_iso
+from awsac_agent.status import (
+    ACTIVE,
+    FINISHED,
+    KILLED,
+    PENDING,
+    TERMINAL,
+    JobRecord,
+    utcnow_iso,
+)
 
 from .. import records
 from ..cloud import Cloud, cloud_errors, error_code, translate
@@ -284,24 +292,25 @@ async def abort_uploads(
 
 
 def final_job_states(
-    record: SessionRecord, plan: CleanupPlan, killed: bool
+    record: SessionRecord, plan: CleanupPlan, ended: Iterable[int] = ()
 ) -> tuple[dict[str, str], ...]:
-    """The jobs' last known states, kept in the record of a cleaned session; a job that was still
-    running or never started ends ``killed`` by this cleanup, with the reason."""
+    """The jobs' last known states, kept in the record of a cleaned session. A job still running
+    or never started when cleanup began, or one in ``ended`` (running on an instance cleanup
+    terminated) that did not finish, ends ``killed`` by this cleanup with the reason."""
     by = {j.jobnr: j for j in plan.jobs}
+    ended = set(ended)
     now = utcnow_iso()
     out = []
     for n in sorted(set(by) | set(range(1, record.n_jobs + 1))):
         job = by.get(n) or JobRecord(n)
-        if job.status not in TERMINAL:
-            if job.status in ACTIVE:
-                why = f"ended by awsac cleanup at {now} while {job.status}"
+        if job.status not in TERMINAL or (n in ended and job.status != FINISHED):
+            if n in ended or job.status in ACTIVE:
+                why = f"ended by awsac cleanup at {now}"
                 if job.instance_id:
-                    why += f" on {job.instance_id}"
+                    why += f" (it ran on {job.instance_id})"
             else:
                 why = f"never ran: the session was cleaned up at {now}"
-            if killed or job.status == PENDING:
-                job = job.with_(status=KILLED, error=why, runendtime=job.runendtime or now)
+            job = job.with_(status=KILLED, error=why, runendtime=job.runendtime or now)
         out.append(job.to_attributes())
     return tuple(out)
 
@@ -343,6 +352,7 @@ async def cleanup(
 
     async with cloud_for(record, cloud) as c:
         plan = plan or await plan_cleanup(record, kinds, cloud=c)
+        running_at_start = plan.running_jobs
         kill_ok = kill_running or not plan.running_jobs
         if not kill_ok and confirm is not None:
             kill_ok = await ask(
@@ -414,7 +424,7 @@ async def cleanup(
                     plan = dataclasses.replace(
                         plan, jobs=tuple(await store_for(record, c).read_all())
                     )
-            final = final_job_states(record, plan, killed=True)
+            final = final_job_states(record, plan, {n for n, _ in running_at_start})
             prefix = s3layout.prefix(sid)
             for _round in range(RELIST_ROUNDS):
                 uploads = (
