@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
+from awsac_agent.assignment import ASSIGNMENTS, QUEUE, STATIC
 from awsac_agent.errors import FormatError, join_problems
 from awsac_agent.fsutil import atomic_write
 from awsac_agent.jobscfg import JobLine, check_scripts_exist, n_jobs, parse_jobs_cfg, read_jobs_cfg
 from awsac_agent.sessionid import check_shortdescr
+from awsac_agent.status import DEFAULT_MAX_ATTEMPTS
 
 StatusStoreKind = Literal["simpledb", "s3"]
 ImageMode = Literal["baked", "stock"]
@@ -75,6 +77,14 @@ class SessionSpec:
     max_job_minutes: float | None = None
     max_session_hours: float = 12.0
     include: tuple[str, ...] = ()  # credential-looking files the archive may carry after all
+    # How jobs reach instances (issue 14): "static" is the paper's rule (awsac_agent.assignment);
+    # "queue": at most max_instances (or max_vcpus' worth of) instances claim pending jobs.
+    assignment: str = STATIC
+    max_instances: int | None = None
+    max_vcpus: int | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # tries of a lost job (of a failed one: retry_failed)
+    retry_failed: bool = False
+    job_minutes: float | None = None  # estimated minutes per job (for the plan's time estimate)
 
 
 STATUS_STORES = ("simpledb", "s3")
@@ -129,6 +139,12 @@ _KINDS: dict[str, int] = {
     "max_job_minutes": _OPT_FLOAT,
     "max_session_hours": _FLOAT,
     "include": _STR_LIST,
+    "assignment": _STR,
+    "max_instances": _OPT_INT,
+    "max_vcpus": _OPT_INT,
+    "max_attempts": _OPT_INT,
+    "retry_failed": _BOOL,
+    "job_minutes": _OPT_FLOAT,
 }
 
 # The documented range of every number (docs/session-spec.md): (lowest, highest, lowest is
@@ -139,6 +155,10 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "max_job_minutes": (0, 525_600, False),  # up to a year
     "max_session_hours": (0, 8_760, False),  # up to a year
     "spot_max_price": (0, 1_000, False),  # USD per hour
+    "max_instances": (1, 100_000, True),
+    "max_vcpus": (1, 1_000_000, True),
+    "max_attempts": (1, 100, True),
+    "job_minutes": (0, 525_600, False),  # up to a year
 }
 _CLOUD_KINDS: dict[str, int] = {
     "local": _BOOL,
@@ -675,6 +695,25 @@ def _value_problems(
         bad("max_job_minutes", f"{spec.max_job_minutes} must be above 0 (or leave it out)")
     if math.isfinite(spec.max_session_hours) and not spec.max_session_hours > 0:
         bad("max_session_hours", f"{spec.max_session_hours} must be above 0 (e.g. 12)")
+    if spec.assignment not in ASSIGNMENTS:
+        bad(
+            "assignment",
+            f"{spec.assignment!r} is not a job assignment (use "
+            + " or ".join(f'"{a}"' for a in ASSIGNMENTS)
+            + ")",
+        )
+    for key in ("max_instances", "max_vcpus"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if value < 1:
+            bad(key, f"{value} must be at least 1 (or leave it out)")
+        elif spec.assignment != QUEUE:
+            bad(key, f'caps queue mode only (set assignment = "{QUEUE}", or remove {key})')
+    if spec.max_attempts is None or spec.max_attempts < 1:
+        bad("max_attempts", f"{spec.max_attempts} must be at least 1 (1: never retry)")
+    if spec.job_minutes is not None and not spec.job_minutes > 0:
+        bad("job_minutes", f"{spec.job_minutes} must be above 0 (or leave it out)")
     if spec.spot_max_price is not None:
         if not spec.spot:
             bad("spot_max_price", "is set but spot is false (set spot = true, or remove the price)")

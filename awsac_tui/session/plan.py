@@ -17,6 +17,7 @@ from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.errors import FormatError, join_problems
 from awsac_agent.sessionid import new_session_id
 from awsac_agent.userdata import UserData, build_userdata
+from awsac_agent.userdata import extras as userdata_extras
 
 from .. import records
 from .. import spec as specmod
@@ -46,6 +47,16 @@ class StartPlan:
     tmpdir: Path | None = None
 
     def summary(self) -> str:
+        if self.spec.assignment == assignment.QUEUE:
+            cores = self.n_instances * self.cores_per_instance
+            text = (
+                f"queue: {self.n_jobs} job(s) on {self.n_instances} x {self.spec.instance_type} "
+                f"({cores} core(s)); each core claims the next pending job"
+            )
+            if self.spec.job_minutes:
+                hours = -(-self.n_jobs // cores) * self.spec.job_minutes / 60
+                text += f", about {hours:.2g} h at {self.spec.job_minutes:g} min a job"
+            return text + "."
         return (
             f"instance type {self.spec.instance_type!r} with {self.cores_per_instance} core(s) per "
             f"instance. With {self.n_jobs} job(s) this makes {self.n_instances} instance(s). "
@@ -222,14 +233,29 @@ async def plan_start(
         if problems:
             raise FormatError(join_problems(problems), problems)
         cpi = min(vcpus, spec.jobs_per_instance) if spec.jobs_per_instance else vcpus
+        queue = spec.assignment == assignment.QUEUE
+        if queue:
+            n_instances = assignment.queue_instances(
+                n_jobs, cpi, spec.max_instances, spec.max_vcpus, vcpus
+            )
+            if n_instances < 1:
+                raise FormatError(
+                    f"{spec_path}: max_vcpus = {spec.max_vcpus} is less than one "
+                    f"{spec.instance_type} ({vcpus} vCPUs); raise max_vcpus or pick a smaller type"
+                )
+        else:
+            n_instances = assignment.n_instances(n_jobs, cpi)
         session_id = new_session_id(spec.shortdescr)
-        extra = {"store": spec.status_store}
-        if spec.max_job_minutes:
-            extra["max_job_min"] = f"{spec.max_job_minutes:g}"
-        if spec.max_session_hours:
-            extra["lease_h"] = f"{spec.max_session_hours:g}"
-        if keep_instance_on_failure:  # minutes a failed instance stays up for debugging
-            extra["keep_fail_min"] = f"{keep_instance_on_failure:g}"
+        extra = userdata_extras(
+            store=spec.status_store,
+            max_job_min=spec.max_job_minutes,
+            lease_h=spec.max_session_hours,
+            keep_fail_min=keep_instance_on_failure,  # minutes a failed instance stays up
+            assignment=spec.assignment,
+            max_attempts=spec.max_attempts if queue else None,
+            spot=spec.spot,
+            instances=n_instances,
+        )
         userdata = UserData(session_id, spec.bucket, archive_name, cpi, extra)
         if spec.image_mode == "stock":
             # An unmodified image: a cloud-init script installs Python 3 + boto3 and runs the
@@ -247,8 +273,8 @@ async def plan_start(
             vcpus=vcpus,
             cores_per_instance=cpi,
             n_jobs=n_jobs,
-            n_instances=assignment.n_instances(n_jobs, cpi),
-            unused_cores=assignment.unused_cores(n_jobs, cpi),
+            n_instances=n_instances,
+            unused_cores=max(0, n_instances * cpi - n_jobs),
             session_id=session_id,
             userdata=ud,
             cloud=cloud.profile,

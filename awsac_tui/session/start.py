@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from awsac_agent import s3checksum, s3layout
+from awsac_agent import jobscfg, s3checksum, s3layout
 from awsac_agent.errors import AwsacError, CloudError, FormatError
 from awsac_agent.sessionid import SESSION_TAG
+from awsac_agent.status import PENDING, JobRecord
 from awsac_agent.userdata import build_userdata, parse_userdata
 
 from .. import records
@@ -289,6 +290,10 @@ async def start(
             + ("existed and was reset" if existed else "created")
             + f": {sid}"
         )
+        # every job's record exists before any agent runs (pending, attempt 1): queue agents
+        # claim these, and a static agent's first write is its job's start
+        await store.put_pending(pending_records(plan.job_lines))
+        say(f"created {plan.n_jobs} pending job record(s)")
         ec2 = await cloud.client("ec2")
         created["run"] = True
         async with cloud_errors("RunInstances"):
@@ -311,6 +316,14 @@ async def start(
     finally:
         if plan.tmpdir:
             await remove_tree(plan.tmpdir)
+
+
+def pending_records(lines: Sequence[jobscfg.JobLine]) -> list[JobRecord]:
+    """The first record of every job of jobs.cfg."""
+    return [
+        JobRecord(j.jobnr, PENDING, shellscript=j.script, snapshot=j.snapshot)
+        for j in jobscfg.expand_jobs(lines)
+    ]
 
 
 async def _undo_start(cloud: Cloud, record: SessionRecord, created: dict[str, Any]) -> list[str]:

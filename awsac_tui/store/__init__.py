@@ -52,6 +52,10 @@ class StatusStore(Protocol):
 
     async def exists(self) -> bool: ...
 
+    async def put_pending(self, records: list[JobRecord]) -> None:
+        """Create the records of a new session (pending, attempt 1) before any instance runs."""
+        ...
+
 
 def open_store(kind: str, cloud: Cloud, session_id: str, bucket: str) -> StatusStore:
     """The status store of ``kind`` ('simpledb' or 's3') for a session."""

@@ -126,3 +126,23 @@ class S3Store:
             )
         self._cache.pop(key, None)
         return True
+
+    async def put_pending(self, records: list[JobRecord]) -> None:
+        """One status object per job (16 PUTs at a time)."""
+        s3 = await self.cloud.client("s3")
+        sem = asyncio.Semaphore(16)
+        stamp = updated_iso()
+
+        async def one(rec: JobRecord) -> None:
+            async with sem:
+                await s3.put_object(
+                    Bucket=self.bucket,
+                    Key=s3layout.status_key(self.session_id, rec.jobnr),
+                    Body=rec.with_(updated=stamp).to_json().encode(),
+                    ContentType="application/json",
+                )
+
+        async with cloud_errors(
+            f"creating the status objects under s3://{self.bucket}/{self.prefix}"
+        ):
+            await asyncio.gather(*(one(r) for r in records))

@@ -183,3 +183,28 @@ class SimpleDBStore:
                     return False
                 raise
         return True
+
+    async def put_pending(self, records: list[JobRecord]) -> None:
+        """The items of a new session, 25 to a BatchPutAttributes (SimpleDB's limit), 8 at a time."""
+        import asyncio
+
+        sdb = await self.cloud.client("sdb")
+        stamp = updated_iso()
+        sem = asyncio.Semaphore(8)
+
+        async def batch(chunk: list[JobRecord]) -> None:
+            items = [
+                {
+                    "Name": item_name(r.jobnr),
+                    "Attributes": [
+                        {"Name": k, "Value": v, "Replace": True}
+                        for k, v in sorted(r.with_(updated=stamp).to_attributes().items())
+                    ],
+                }
+                for r in chunk
+            ]
+            async with sem:
+                await sdb.batch_put_attributes(DomainName=self.domain, Items=items)
+
+        async with cloud_errors(f"creating the job items of SimpleDB domain {self.domain}"):
+            await asyncio.gather(*(batch(records[i : i + 25]) for i in range(0, len(records), 25)))
