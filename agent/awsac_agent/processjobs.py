@@ -77,6 +77,7 @@ from .store import (
     write_heartbeat,
 )
 from .userdata import UserData, parse_userdata
+from .workerargs import add_worker_arguments
 
 QUICK_WAIT_DELAY_S = 0.25  # first looks at a new volume's state (then the configured delay)
 QUICK_WAIT_ATTEMPTS = 6
@@ -1321,8 +1322,6 @@ def bundle_redacted(src: Path, dest: Path, arcname: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The worker's own command line (``awsac-processjobs.pyz [options]``)."""
-    from .workerargs import add_worker_arguments
-
     p = argparse.ArgumentParser(
         prog="awsac-processjobs",
         description="Run this instance's jobs of an awsac session, save their output, clean up.",
