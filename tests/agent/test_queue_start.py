@@ -68,8 +68,8 @@ def test_start_in_queue_mode_runs_every_job_once_on_the_capped_fleet(
     assert {j["instance_id"] for j in snap["jobs"]} <= {i["InstanceId"] for i in instances()}
     left = leftovers_in(boto3_client, sid, "awsac-queue-tests")
     assert left.instances == [] and left.volumes == []
-    rc, _, _ = cli("cleanup", sid, "--yes")
-    assert rc == 0
+    rc, out, err = cli("cleanup", sid, "--yes", "--force")
+    assert rc == 0, out + err
 
 
 def test_start_pre_creates_pending_records(cli: Any, tmp_path: Path, local_cloud: Any) -> None:
