@@ -104,8 +104,9 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
     out = out or Output()
     example = find_example()
     out.say("# bringing the local cloud up (if it is not running yet)")
-    info = await asyncio.to_thread(service.ensure_up)
+    info = await asyncio.to_thread(service.ensure_up, say=None)
     out.say(f"  local cloud at {info.endpoint}, image {info.image_id}")
+    out.say(f"  {service.describe_state(info)}")
     out.say(f"# snapshotting {example / 'release'} (the software release)")
     snap_id = await asyncio.to_thread(
         service.make_snapshot, example / "release", "awsac demo: eventgen release"

@@ -72,7 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="endpoint, instances, volumes, snapshots, domains")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("env", help="print export lines that point the AWS CLI/boto3 at it")
-    sub.add_parser("reset", help="forget every instance, volume, snapshot, bucket and domain")
+    sub.add_parser(
+        "reset",
+        help="forget every instance, volume, snapshot, bucket and domain (the only thing that does)",
+    )
     snap = sub.add_parser("snapshot", help="make a snapshot holding DIR's content")
     snap.add_argument("directory", metavar="DIR", type=Path)
     snap.add_argument("--description", default="", metavar="TEXT")
@@ -85,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args: argparse.Namespace) -> int:
     running = service.running_info()
     started = time.monotonic()
-    info = service.ensure_up(boot_delay=args.boot_delay, vm=True if args.vm else None)
+    info = service.ensure_up(boot_delay=args.boot_delay, vm=True if args.vm else None, say=None)
     limits = _ec2_settings(args)
     if limits:
         service.configure_ec2(info, **limits)
@@ -94,6 +97,7 @@ def _up(args: argparse.Namespace) -> int:
     else:
         took = time.monotonic() - started
         print(f"local cloud up at {info.endpoint} (pid {info.pid}) in {took:.1f} s")
+    print(service.describe_state(info))
     print(f"image {info.image_id}, region {info.region}; `awsac local env` for the AWS CLI")
     if info.runner == "vm":
         print("instances are QEMU virtual machines (docs/local-cloud.md, VM mode)")
@@ -174,6 +178,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"local cloud at {info.endpoint} (pid {info.pid}), region {info.region}")
     print(f"image {info.image_id} ({info.account_id}), state in {info.state_dir}")
+    print(service.describe_state(info))
+    if current.saving_error:
+        print(f"WARNING: changes are not being saved to disk: {current.saving_error}")
     _section("instances", current.instances, ("instance_id", "state", "launch_index", "image_id"))
     _section("volumes", current.volumes, ("volume_id", "state", "size", "snapshot_id"))
     _section("snapshots", current.snapshots, ("snapshot_id", "state", "description"))
@@ -201,7 +208,10 @@ def _env(_args: argparse.Namespace) -> int:
 
 def _reset(_args: argparse.Namespace) -> int:
     info = service.reset()
-    print(f"local cloud reset; image {info.image_id}")
+    if info is None:
+        print(f"forgot the saved state in {service.local_dir()} (the local cloud was not running)")
+    else:
+        print(f"local cloud reset, on disk too; image {info.image_id}")
     return 0
 
 

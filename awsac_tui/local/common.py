@@ -10,10 +10,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
+import stat
 import sys
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,8 @@ SIDE_TOKEN_FILE = "side-token"
 # changes: RuntimeError, an HTML 500, botocore's ResponseParserError). Every request of the
 # server, and every other thread of the service that reads or changes a backend, holds this lock.
 BACKEND_LOCK = threading.RLock()
+STATE_ERROR_EXIT = 3  # the server's exit code when its saved state cannot be read
+STATE_ERROR_MARK = "awsac-local-state-error: "  # ... and the start of its one-line reason
 
 # What an instance's environment takes from the local cloud's (the user's shell's): a real instance
 # has its image's environment, never the user's, so only these names pass, plus awsac's own
@@ -225,3 +230,17 @@ def write_json_atomic(path: Path, data: object) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also removes the read-only snapshot copies."""
+
+    def make_writable(func: Callable[..., Any], target: str, _exc: object) -> None:
+        parent = os.path.dirname(target)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        func(target)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=make_writable)

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import stat
 import sys
 import threading
 import time
@@ -35,13 +34,17 @@ from awsac_tui.local.common import (
     REGION,
     SIDE_PREFIX,
     SIDE_TOKEN_HEADER,
+    STATE_ERROR_EXIT,
+    STATE_ERROR_MARK,
     STOCK_IMAGE_ID,
     STOCK_IMAGE_NAME,
+    remove_tree,
     side_token_path,
     token_matches,
     write_json_atomic,
     write_side_token,
 )
+from awsac_tui.local.persistence import STATE_DIR_NAME, StateError, StateStore
 from awsac_tui.local.runner import InstanceRunner
 
 log = logging.getLogger("awsac.local.server")
@@ -49,6 +52,7 @@ log = logging.getLogger("awsac.local.server")
 TOKEN_ENVIRON_KEY = "HTTP_" + SIDE_TOKEN_HEADER.upper().replace("-", "_")
 
 _runner: InstanceRunner | None = None
+_store: StateStore | None = None
 MOTO_DEFAULT_CLIENT_TOKEN = "ABCDE"  # what moto's RunInstances passes when no ClientToken is given
 
 
@@ -104,6 +108,11 @@ def install_ec2_patches() -> None:
 
     def terminate(self: Any) -> Any:
         previous = original_terminate(self)
+        if previous.name != "terminated":
+            ended: dict[str, float] = self.ec2_backend.__dict__.setdefault(
+                "_awsac_terminated_at", {}
+            )
+            ended[self.id] = time.time()
         if _runner is not None:
             _runner.ended(self.id, terminated=True)
         return previous
@@ -222,6 +231,83 @@ def reset_backends() -> None:
     moto_api_backend.reset()
 
 
+# ---- instances across restarts -------------------------------------------------------------------
+
+HOST_DOWN_CODE = "Server.InternalError"
+HOST_CRASHED = "Server.InternalError: the local cloud's host went down while the instance ran"
+HOST_STOPPED = (
+    "Server.InternalError: the local cloud was stopped (awsac local down) while the instance ran"
+)
+LIVE_STATES = ("pending", "running", "stopping", "shutting-down")
+TERMINATED_KEPT_S = float(os.environ.get("AWSAC_LOCAL_TERMINATED_KEEP_S", "3600"))
+
+
+def _ec2_regions() -> list[tuple[str, Any]]:
+    from moto.ec2.models import ec2_backends
+
+    return list(ec2_backends[ACCOUNT_ID].items())
+
+
+def end_live_instances(message: str) -> list[str]:
+    """Terminate every instance that is not stopped or terminated, with a host-down reason.
+
+    A host that goes down takes its instances with it: they come back terminated, so a client
+    sees their jobs lost, never stuck.
+    """
+    from moto.core.utils import utcnow
+    from moto.ec2.models.instances import StateReason
+
+    ended: list[str] = []
+    for _region, backend in _ec2_regions():
+        for reservation in list(backend.reservations.values()):
+            for instance in list(reservation.instances):
+                if instance._state.name not in LIVE_STATES:
+                    continue
+                instance.terminate()
+                instance._reason = (
+                    f"Server initiated ({utcnow().strftime('%Y-%m-%d %H:%M:%S UTC')})"
+                )
+                instance.state_reason = StateReason(message, HOST_DOWN_CODE)
+                ended.append(instance.id)
+    return ended
+
+
+def purge_terminated(local: Path, keep_s: float = TERMINATED_KEPT_S) -> list[str]:
+    """Forget terminated instances older than ``keep_s`` (EC2 shows them for about an hour)."""
+    now = time.time()
+    purged: list[str] = []
+    for _region, backend in _ec2_regions():
+        ended: dict[str, float] = backend.__dict__.setdefault("_awsac_terminated_at", {})
+        for reservation_id, reservation in list(backend.reservations.items()):
+            for instance in list(reservation.instances):
+                if instance._state.name != "terminated":
+                    continue
+                at = ended.setdefault(instance.id, now)
+                if now - at >= keep_s:
+                    reservation.instances.remove(instance)
+                    ended.pop(instance.id, None)
+                    purged.append(instance.id)
+            if not reservation.instances:
+                del backend.reservations[reservation_id]
+    for instance_id in purged:
+        shutil.rmtree(local / "instances" / instance_id, ignore_errors=True)
+    return purged
+
+
+def forget_unknown_dirs(local: Path) -> None:
+    """Remove instance and volume directories that EC2 no longer knows (left by a crash)."""
+    instances = {
+        i.id for _, b in _ec2_regions() for r in b.reservations.values() for i in r.instances
+    }
+    volumes = {v for _, b in _ec2_regions() for v in b.volumes}
+    for kind, known in (("instances", instances), ("volumes", volumes)):
+        directory = local / kind
+        if directory.is_dir():
+            for path in directory.iterdir():
+                if path.is_dir() and path.name not in known:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
 # ---- the WSGI app --------------------------------------------------------------------------------
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -262,9 +348,12 @@ class LocalCloudApp:
     endpoints answer only requests that carry the owner's token (403 otherwise; nothing is run).
     """
 
-    def __init__(self, moto_app: WsgiApp, service: LocalCloudService) -> None:
-        self.moto_app = moto_app
+    def __init__(
+        self, moto_app: WsgiApp, service: LocalCloudService, store: StateStore | None = None
+    ) -> None:
+        self.moto_app = moto_app  # moto's DomainDispatcherApplication (any WSGI app in tests)
         self.service = service
+        self.store = store
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -279,12 +368,16 @@ class LocalCloudApp:
         self, environ: dict[str, Any], start_response: Callable[..., Any], params: dict[str, str]
     ) -> list[bytes]:
         """SimpleDB's Query API, GET or POST (moto would send a GET to S3)."""
+        units = self.store.simpledb_units(params) if self.store is not None else []
         try:
             with BACKEND_LOCK:
                 status, body = simpledb.handle(params)
         except Exception as exc:
             log.exception("SimpleDB %s failed inside the emulator", params.get("Action"))
             return self._internal_error(environ, start_response, f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.store is not None:
+                self.store.commit(units)  # on disk before the answer (persistence.py)
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
@@ -292,6 +385,16 @@ class LocalCloudApp:
         return [body]
 
     def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.store is None:
+            return self._moto_locked(environ, start_response)
+        # what the request may change goes to disk before it is answered (persistence.py)
+        units = self.store.units_of(environ, self.moto_app)
+        try:
+            return self._moto_locked(environ, start_response)
+        finally:
+            self.store.commit(units)
+
+    def _moto_locked(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         answer: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -388,6 +491,8 @@ class LocalCloudService:
         self.endpoint = ""
         self.token = ""
         self.vm = False  # the runner: process machines, or QEMU VMs (--vm)
+        self.store = StateStore(local / STATE_DIR_NAME, ACCOUNT_ID, BACKEND_LOCK)
+        self.state: dict[str, Any] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -400,6 +505,7 @@ class LocalCloudService:
             "image_id": self.image_id,
             "state_dir": str(self.local.parent),
             "runner": "vm" if self.vm else "process",
+            "state": self.state,
         }
 
     def publish(self) -> None:
@@ -415,8 +521,9 @@ class LocalCloudService:
                 "boot_command": _runner.boot_command,
             }
         if name == "status":
+            saving = {"saving_error": self.store.error, "writes": self.store.writes}
             with BACKEND_LOCK:
-                return 200, {**self.info(), **backend_status(self.region, self.local)}
+                return 200, {**self.info(), **saving, **backend_status(self.region, self.local)}
         if name == "config" and method == "POST":
             if payload.get("boot_delay") is not None:
                 _runner.boot_delay = float(payload["boot_delay"])
@@ -436,12 +543,42 @@ class LocalCloudService:
                 _runner.stop_all()
                 _runner.wipe()
                 reset_backends()
-                _remove_tree(self.local / "snapshots")
+                self.store.wipe()
+                remove_tree(self.local / "snapshots")
                 (self.local / "snapshots").mkdir(parents=True, exist_ok=True)
                 self.image_id = prepare_backends(self.region)
+                self.store.write_all()
+                self.state = {**self.state, "reset": True, "restored": False}
                 self.publish()
             return 200, self.info()
         return 404, {"error": f"no side endpoint {method} {name}"}
+
+    def restore(self) -> None:
+        """Read the saved state back (or start empty); instances that were up are terminated."""
+        global _store
+        self.store.install()
+        _store = self.store
+        summary = self.store.restore()
+        started = time.monotonic()
+        ended = end_live_instances(HOST_CRASHED)
+        purge_terminated(self.local)
+        forget_unknown_dirs(self.local)
+        self.image_id = prepare_backends(self.region)
+        self.store.write_all()
+        self.store.start()
+        summary.terminated_at_restore = ended
+        if summary.restored:
+            self.store.count_ec2(summary)
+        self.state = {**summary.as_dict(), "saved_in": str(self.store.directory)}
+        self.state["seconds"] = round(summary.seconds + time.monotonic() - started, 3)
+        log.info("state: %s", json.dumps(self.state))
+
+    def housekeeping(self) -> None:
+        """Forget terminated instances after an hour, as EC2 does."""
+        with self.store.changing(*(("ec2", region) for region, _ in _ec2_regions())):
+            purged = purge_terminated(self.local)
+        if purged:
+            log.info("forgot %d terminated instance(s): %s", len(purged), purged)
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; then end every instance and exit."""
@@ -462,12 +599,11 @@ class LocalCloudService:
         warnings.filterwarnings("ignore", message=r".*does not match an error shape")
         ec2.install()  # first: the hooks below wrap its checks
         install_ec2_patches()
-        started = time.monotonic()
-        self.image_id = prepare_backends(self.region)
-        log.info("default images loaded in %.1f s", time.monotonic() - started)
+        self.restore()  # the saved state, or moto's default images for a new cloud
         (self.local / "snapshots").mkdir(parents=True, exist_ok=True)
 
-        app = LocalCloudApp(DomainDispatcherApplication(create_backend_app), self)
+        dispatcher = DomainDispatcherApplication(create_backend_app)
+        app = LocalCloudApp(dispatcher, self, self.store)
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
         host, port = server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
@@ -490,11 +626,19 @@ class LocalCloudService:
         self.token = write_side_token(self.local)  # before service.json: a client needs both
         self.publish()
         log.info("local cloud at %s (pid %s)", self.endpoint, os.getpid())
+        last_purge = time.monotonic()
         while not self._stop.wait(0.2):
-            pass
+            if time.monotonic() - last_purge > 60:
+                last_purge = time.monotonic()
+                self.housekeeping()
         log.info("stopping: ending every instance")
         _runner.stop_all()
         server.shutdown()
+        with BACKEND_LOCK:
+            ended = end_live_instances(HOST_STOPPED)
+        self.store.write_all()
+        self.store.stop()
+        log.info("state saved in %s (%d instance(s) terminated)", self.store.directory, len(ended))
         try:
             data = json.loads((self.local / "service.json").read_text())
             if data.get("pid") == os.getpid():
@@ -502,20 +646,6 @@ class LocalCloudService:
         except (OSError, ValueError):
             pass
         log.info("stopped")
-
-
-def _remove_tree(path: Path) -> None:
-    """rmtree that also removes the read-only snapshot copies."""
-
-    def make_writable(func: Callable[..., Any], target: str, _exc: object) -> None:
-        parent = os.path.dirname(target)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR)
-        if os.path.isdir(target) and not os.path.islink(target):
-            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-        func(target)
-
-    if path.exists():
-        shutil.rmtree(path, onerror=make_writable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -536,7 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     args.local_dir.mkdir(parents=True, exist_ok=True)
     service = LocalCloudService(args.local_dir, args.boot_delay, json.loads(args.boot_command))
     service.vm = args.vm
-    service.serve()
+    try:
+        service.store.check_manifest()  # refuse at once, before loading moto
+        service.serve()
+    except StateError as exc:
+        print(f"{STATE_ERROR_MARK}{exc}", file=sys.stderr, flush=True)
+        return STATE_ERROR_EXIT
     return 0
 
 

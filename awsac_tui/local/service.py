@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,14 @@ from awsac_tui.local.common import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
     REGION,
+    STATE_ERROR_EXIT,
+    STATE_ERROR_MARK,
     code_pythonpath,
     default_boot_command,
     kill_process_group,
     local_dir,
     pid_alive,
+    remove_tree,
     side_call,
     state_dir,
 )
@@ -46,6 +49,7 @@ __all__ = [
     "client_env",
     "configure",
     "configure_ec2",
+    "describe_state",
     "down",
     "ensure_up",
     "local_dir",
@@ -79,6 +83,8 @@ class LocalCloudInfo:
     image_id: str
     state_dir: str
     runner: str = "process"  # what instances run on: "process", or "vm" (QEMU, `up --vm`)
+    # what the service found on disk at its start (persistence.RestoreSummary, plus saved_in)
+    state: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class LocalCloudStatus:
     volumes: tuple[dict[str, Any], ...]
     snapshots: tuple[dict[str, Any], ...]
     domains: tuple[str, ...]
+    saving_error: str | None = None  # the last failure to write the state to disk, if any
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +105,7 @@ class LocalCloudStatus:
             "volumes": list(self.volumes),
             "snapshots": list(self.snapshots),
             "domains": list(self.domains),
+            "saving_error": self.saving_error,
         }
 
 
@@ -128,6 +136,7 @@ def _read_service_file() -> LocalCloudInfo | None:
             image_id=data["image_id"],
             state_dir=data["state_dir"],
             runner=data.get("runner", "process"),
+            state=dict(data.get("state") or {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -173,18 +182,25 @@ def _up_lock() -> Iterator[None]:
 # ---- up / down ----------------------------------------------------------------------------------
 
 
+def _say_on_terminal(text: str) -> None:
+    if sys.stderr is not None and sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
+
+
 def ensure_up(
     *,
     boot_delay: float | None = None,
     boot_command: list[str] | None = None,
     vm: bool | None = None,
-    say: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = _say_on_terminal,
 ) -> LocalCloudInfo:
     """Start the local cloud unless it runs already; wait until it answers.
 
     ``boot_delay`` and ``boot_command`` (when given) also apply to a service that runs already.
     ``vm=True`` starts it with the VM runner (building the VM images first when they are missing,
     reporting through ``say``); a running service with the other runner is an error.
+    A start is never silent: ``say`` (default: stderr when it is a terminal) gets one line on
+    what it restored, or that it is new and empty.
     """
     with _up_lock():
         info = running_info()
@@ -204,6 +220,8 @@ def ensure_up(
                 boot_command if boot_command is not None else default_boot_command(),
                 vm=bool(vm),
             )
+            if say is not None:
+                say(f"awsac: started the local cloud at {info.endpoint}; {describe_state(info)}")
         elif boot_delay is not None or boot_command is not None:
             configure(info, boot_delay=boot_delay, boot_command=boot_command)
     return info
@@ -235,10 +253,8 @@ def _start(boot_delay: float, boot_command: list[str], vm: bool = False) -> Loca
     local.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         _service_file().unlink()
-    # instances of a service that died without down() are gone with its memory: end and forget them
+    # processes of a service that died without down() (its inits power off by themselves)
     _end_strays()
-    for stale in ("instances", "volumes"):
-        shutil.rmtree(local / stale, ignore_errors=True)
     env = dict(os.environ)
     env.update(
         {
@@ -278,6 +294,7 @@ def _start(boot_delay: float, boot_command: list[str], vm: bool = False) -> Loca
     while time.monotonic() < deadline:
         if process.poll() is not None:
             _children.pop(process.pid, None)
+            _raise_state_error(process.returncode, log_path)
             raise LocalCloudError(
                 f"the local cloud exited at start (code {process.returncode}); "
                 f"see {log_path}:\n{_tail(log_path)}"
@@ -290,6 +307,49 @@ def _start(boot_delay: float, boot_command: list[str], vm: bool = False) -> Loca
     raise LocalCloudError(
         f"the local cloud did not answer within {READY_TIMEOUT_S:.0f} s; see {log_path}"
     )
+
+
+def _raise_state_error(code: int | None, log_path: Path) -> None:
+    """The service refused to start because its saved state cannot be read: say so and how on."""
+    if code != STATE_ERROR_EXIT:
+        return
+    lines = [ln for ln in _tail(log_path, 50).splitlines() if STATE_ERROR_MARK in ln]
+    why = lines[-1].split(STATE_ERROR_MARK, 1)[1] if lines else f"see {log_path}"
+    raise LocalCloudError(
+        f"the local cloud did not start: {why}. Nothing was changed. To start anew, forget the "
+        "saved state with `awsac local reset` (every bucket, object, snapshot, volume and "
+        "domain is lost), or use the awsac and moto versions that wrote it."
+    )
+
+
+def describe_state(info: LocalCloudInfo) -> str:
+    """One line on what the service restored at its start (for up, status and the demo)."""
+    state = info.state
+    where = state.get("saved_in") or str(local_dir() / "state")
+    if not state:
+        return f"state: kept in {where}"
+    if state.get("reset"):
+        return f"state: reset since up; kept in {where}"
+    if not state.get("restored"):
+        return f"state: no saved state in {where}: a new, empty local cloud"
+    mib = state.get("object_bytes", 0) / 2**20
+    parts = [
+        f"{state.get('buckets', 0)} bucket(s) with {state.get('objects', 0)} object(s) "
+        f"({mib:.1f} MiB)",
+        f"{state.get('domains', 0)} domain(s) with {state.get('items', 0)} item(s)",
+        f"{state.get('snapshots', 0)} snapshot(s)",
+        f"{state.get('volumes', 0)} volume(s)",
+        f"{state.get('key_pairs', 0)} key pair(s)",
+        f"{state.get('instances', 0)} instance record(s)",
+    ]
+    line = f"state: restored from {where} in {state.get('seconds', 0):.2f} s: " + ", ".join(parts)
+    ended = state.get("terminated_at_restore") or []
+    if ended:
+        line += (
+            f"; {len(ended)} instance(s) that ran when it went down are terminated now: "
+            + ", ".join(ended)
+        )
+    return line
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -383,9 +443,17 @@ def _require() -> LocalCloudInfo:
     return info
 
 
-def reset() -> LocalCloudInfo:
-    """Forget every instance, volume, snapshot, bucket and domain; keep the service running."""
-    info = _require()
+def reset() -> LocalCloudInfo | None:
+    """Forget every instance, volume, snapshot, bucket and domain, on disk too.
+
+    With the service running it keeps running (the new info is returned); without, the saved
+    state is removed so that the next ``up`` starts empty (None is returned).
+    """
+    with _up_lock():
+        info = running_info()
+        if info is None:
+            _forget_offline()
+            return None
     _side(info.endpoint, "reset", {}, timeout=120.0)
     new = _read_service_file()
     if new is None:
@@ -393,6 +461,13 @@ def reset() -> LocalCloudInfo:
             f"the local cloud lost {_service_file()} at reset; run `awsac local down`"
         )
     return new
+
+
+def _forget_offline() -> None:
+    _end_strays()
+    local = local_dir()
+    for name in ("state", "instances", "volumes", "snapshots"):
+        remove_tree(local / name)
 
 
 # ---- clients, status, snapshots ------------------------------------------------------------------
@@ -430,6 +505,7 @@ def status() -> LocalCloudStatus:
         tuple(data["volumes"]),
         tuple(data["snapshots"]),
         tuple(data["domains"]),
+        data.get("saving_error"),
     )
 
 

@@ -276,4 +276,14 @@ def test_a_killed_service_powers_its_instances_off(own_state: dict[str, str]) ->
     fresh = service.ensure_up()
     assert fresh.pid != info.pid
     assert not pid_alive(orphan)
-    assert not record.exists()
+    # it comes back as EC2 shows an instance whose host failed: terminated, with the reason
+    ec2 = boto3.session.Session().client(
+        "ec2",
+        endpoint_url=fresh.endpoint,
+        region_name=fresh.region,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
+    [instance] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"]
+    assert instance["State"]["Name"] == "terminated"
+    assert instance["StateReason"]["Code"] == "Server.InternalError"
