@@ -172,7 +172,7 @@ async def cmd_check(args: argparse.Namespace, out: Output) -> int:
                 out.say(format_resources(snap))
             return snapshot_exit(snap, final=False)
         snap = None
-        async for snap in mon.watch(args.interval):
+        async for snap in _watch(mon, rec, cloud, args.interval, retry=getattr(args, "retry", False), out=out):
             if args.json:
                 print(snapshot_to_json(snap), flush=True)
             else:
@@ -181,6 +181,63 @@ async def cmd_check(args: argparse.Namespace, out: Output) -> int:
         if not args.json:
             out.say("\n" + format_job_blocks(snap))
         return snapshot_exit(snap, final=all_terminal(snap))
+
+
+def _retryable(snap: Any, rec: Any) -> bool:
+    """Whether a job of ``snap`` may get another attempt by itself (lost, or failed with
+    retry_failed, under max_attempts): the rule is status.may_retry's."""
+    from awsac_agent.status import FAILED, LOST
+
+    for job in snap.jobs:
+        if job.status == LOST or (rec.retry_failed and job.status == FAILED):
+            if job.attempt < rec.max_attempts:
+                return True
+    return False
+
+
+async def _watch(
+    mon: Any, rec: Any, cloud: Any, interval: float, *, retry: bool, out: Output
+) -> Any:
+    """Snapshots every ``interval`` s until every job is terminal; with ``retry``, lost jobs
+    are retried (a new reservation) while attempts remain, and the watch goes on."""
+    from . import records, session
+    from .views import all_terminal
+
+    while True:
+        snap = await mon.refresh()
+        yield snap
+        if retry and _retryable(snap, rec):
+            rec = await asyncio.to_thread(records.load_record, rec.session_id)
+            result = await session.retry(rec, cloud=cloud, say=out.say)
+            out.say(result.text())
+            continue
+        if all_terminal(snap):
+            return
+        await asyncio.sleep(interval)
+
+
+async def cmd_retry(args: argparse.Namespace, out: Output) -> int:
+    from . import session
+    from .cloud import Cloud
+
+    rec = _load(args)
+    async with Cloud(rec.cloud) as cloud:
+        result = await session.retry(rec, args.jobs or None, cloud=cloud, say=out.say)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "session_id": rec.session_id,
+                    "jobs": list(result.jobs),
+                    "skipped": list(result.skipped),
+                    "reservation_id": result.reservation_id,
+                    "instance_ids": list(result.instance_ids),
+                }
+            )
+        )
+    else:
+        out.say(result.text())
+    return 0 if result.jobs else 1
 
 
 async def cmd_results(args: argparse.Namespace, out: Output) -> int:
@@ -406,6 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--watch", action="store_true", help="refresh until every job is terminal")
     sp.add_argument("--interval", type=float, default=5.0)
     sp.add_argument("--boot-timeout", type=float, default=300.0)
+    sp.add_argument(
+        "--retry",
+        action="store_true",
+        help="with --watch: run lost jobs again (new instances) while max_attempts allows",
+    )
+
+    sp = add("retry", "run lost jobs again on new instances (or the named ended jobs)")
+    sp.add_argument("jobs", type=int, nargs="*", metavar="JOB", help="job numbers (default: lost)")
+    sp.add_argument("--json", action="store_true")
 
     sp = add("results", "download the session's objects into OUTDIR/session-<id>/")
     sp.add_argument("-o", "--outdir", default=".", help="directory to save into (default: .)")
@@ -510,6 +576,7 @@ def _legacy(argv: list[str]) -> tuple[str, argparse.Namespace]:
 COMMANDS = {
     "start": cmd_start,
     "check": cmd_check,
+    "retry": cmd_retry,
     "results": cmd_results,
     "cleanup": cmd_cleanup,
     "kill": cmd_kill,

@@ -93,6 +93,16 @@ class SessionRecord:
     fetched: tuple[FetchedObject, ...] = ()  # what `results` downloaded (newest per key)
     final_jobs: tuple[dict[str, str], ...] = ()  # job status records kept by cleanup
     cleaned_at: str | None = None
+    # For a later reservation (``awsac retry``, issue 13): how the first one was launched, and
+    # how many RunInstances the session made; the assignment and retry policy of its spec.
+    launch: dict[str, Any] = field(default_factory=dict)
+    reservations: int = 0
+    assignment: str = "static"
+    max_attempts: int = 3
+    retry_failed: bool = False
+    jobs_per_instance: int | None = None
+    max_instances: int | None = None
+    max_vcpus: int | None = None
     path: Path | None = field(default=None, compare=False)  # where it was loaded from
 
     def with_(self, **changes: Any) -> SessionRecord:

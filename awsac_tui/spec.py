@@ -85,6 +85,9 @@ class SessionSpec:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # tries of a lost job (of a failed one: retry_failed)
     retry_failed: bool = False
     job_minutes: float | None = None  # estimated minutes per job (for the plan's time estimate)
+    # Fallback instance types, tried in order when EC2 has no capacity (or quota) for the one
+    # before: the session runs on the first type that launches (issue 14).
+    instance_types: tuple[str, ...] = ()
 
 
 STATUS_STORES = ("simpledb", "s3")
@@ -144,6 +147,7 @@ _KINDS: dict[str, int] = {
     "max_attempts": _OPT_INT,
     "retry_failed": _BOOL,
     "job_minutes": _OPT_FLOAT,
+    "instance_types": _STR_LIST,
     "include": _STR_LIST,
     "assignment": _STR,
     "max_instances": _OPT_INT,
@@ -661,6 +665,16 @@ def _value_problems(
     bad("shortdescr", check_shortdescr(spec.shortdescr))
     bad("bucket", check_bucket_name(spec.bucket))
     bad("instance_type", check_instance_type(spec.instance_type))
+    for fallback in spec.instance_types:
+        problem = check_instance_type(fallback)
+        if problem:
+            bad("instance_types", problem)
+        elif fallback == spec.instance_type:
+            bad(
+                "instance_types",
+                f"{fallback!r} is the instance_type itself (list only the types to fall back "
+                "to, in order)",
+            )
     bad("image_id", check_image_id(spec.image_id))
     if spec.image_owner is not None and not re.match(
         r"^([0-9]{12}|self|amazon|aws-marketplace)$", spec.image_owner

@@ -274,3 +274,37 @@ def install() -> None:
     EBSBackend.describe_volumes = describe_volumes  # type: ignore[method-assign]
     EBSBackend.attach_volume = attach_volume  # type: ignore[method-assign]
     EBSBackend.detach_volume = detach_volume  # type: ignore[method-assign]
+    _install_service_quotas()
+
+
+# Service Quotas' code for "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+# counted in vCPUs: what a client reads before it asks RunInstances for a fleet.
+ON_DEMAND_STANDARD_QUOTA = "L-1216C47A"
+
+
+def _install_service_quotas() -> None:
+    """GetServiceQuota answers the local cloud's vCPU quota (moto knows only vpc's defaults)."""
+    from moto.servicequotas.exceptions import NoSuchResource
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code == "ec2" and quota_code == ON_DEMAND_STANDARD_QUOTA:
+            if SETTINGS.vcpu_quota is None:
+                raise NoSuchResource  # no quota set: the client says it does not know one
+            return {
+                "ServiceCode": "ec2",
+                "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:"
+                f"ec2/{ON_DEMAND_STANDARD_QUOTA}",
+                "QuotaCode": ON_DEMAND_STANDARD_QUOTA,
+                "QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+                "Value": float(SETTINGS.vcpu_quota),
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+        return original(self, service_code, quota_code)
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..cloud import Cloud, default_profile, make_local_snapshot, start_local_cloud
 from ..resources import describe_instances, describe_volumes, list_objects
+from .capacity import CapacityError, Quota, read_quota
 from .check import check
 from .choices import ComposeChoices, ImageInfo, InstanceTypeInfo, SnapshotInfo, compose_choices
 from .cleanup import CLEANUP_KINDS, CleanupPlan, CleanupReport, cleanup, plan_cleanup
@@ -21,10 +22,17 @@ from .logs import console_output, job_ended, job_log, live_tail, saved_log
 from .plan import StartPlan, check_references, plan_start
 from .pricing import CostEstimate, estimate_cost, price_table
 from .results import Download, results
+from .retry import RetryResult, retry, retry_candidates
 from .ssh import ssh_command
 from .start import check_image, client_token, start, upload_file
 
 __all__ = [
+    "CapacityError",
+    "Quota",
+    "RetryResult",
+    "read_quota",
+    "retry",
+    "retry_candidates",
     "CLEANUP_KINDS",
     "CleanupPlan",
     "CleanupReport",

@@ -84,7 +84,7 @@ def _load_spec(spec_path: Path, archive: Path | None) -> tuple[SessionSpec, list
     return spec, jobs
 
 
-async def _vcpus(cloud: Cloud, instance_type: str, source: str) -> int:
+async def instance_vcpus(cloud: Cloud, instance_type: str, source: str) -> int:
     ec2 = await cloud.client("ec2")
     try:
         resp = await ec2.describe_instance_types(InstanceTypes=[instance_type])
@@ -222,7 +222,7 @@ async def plan_start(
             )
         if problems:
             raise FormatError(join_problems(problems), problems)
-        vcpus = await _vcpus(cloud, spec.instance_type, str(spec_path))
+        vcpus = await instance_vcpus(cloud, spec.instance_type, str(spec_path))
         problems = await check_references(
             cloud,
             spec,

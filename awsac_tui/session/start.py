@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from awsac_agent import jobscfg, s3checksum, s3layout
+from awsac_agent.assignment import QUEUE
 from awsac_agent.errors import AwsacError, CloudError, FormatError
 from awsac_agent.sessionid import SESSION_TAG
 from awsac_agent.status import PENDING, JobRecord
@@ -22,6 +23,7 @@ from ..resources import list_uploads
 from ..spec import SessionSpec
 from .cleanup import abort_uploads, cleanup, delete_objects, plan_cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, ask, quiet, store_for
+from .launch import Launched, launch
 from .plan import StartPlan, remove_tree
 
 
@@ -154,8 +156,24 @@ def _tags(session_id: str, spec: SessionSpec) -> list[dict[str, str]]:
     return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
 
 
-def client_token(session_id: str) -> str:
-    return f"awsac-{session_id}"[:64]
+def client_token(session_id: str, *, try_: int = 0, reservation: int = 1) -> str:
+    """RunInstances' idempotency token: a repeated call returns the first call's reservation.
+    Each fallback type (``try_``) and each retry reservation has its own."""
+    token = f"awsac-{session_id}"
+    if reservation > 1:
+        token += f"-r{reservation}"
+    if try_:
+        token += f"-t{try_}"
+    return token[:64]
+
+
+def launch_template(run_args: dict[str, Any], got: Launched) -> dict[str, Any]:
+    """What a later reservation of this session (a retry) launches with: the first one's
+    arguments on the type that ran, without the per-call count, token and user-data."""
+    keep = {k: v for k, v in run_args.items() if k not in ("MinCount", "MaxCount", "ClientToken")}
+    keep["InstanceType"] = got.instance_type
+    keep["UserData"] = got.userdata
+    return keep
 
 
 def _run_args(plan: StartPlan) -> dict[str, Any]:
@@ -234,6 +252,12 @@ def _record_for(plan: StartPlan) -> SessionRecord:
         key_name=spec.key_name,
         ssh_user=spec.ssh_user,
         spec_path=str(plan.spec_path.resolve()),
+        assignment=spec.assignment,
+        max_attempts=spec.max_attempts,
+        retry_failed=spec.retry_failed,
+        jobs_per_instance=spec.jobs_per_instance,
+        max_instances=spec.max_instances,
+        max_vcpus=spec.max_vcpus,
     )
 
 
@@ -294,14 +318,38 @@ async def start(
         # claim these, and a static agent's first write is its job's start
         await store.put_pending(pending_records(plan.job_lines))
         say(f"created {plan.n_jobs} pending job record(s)")
-        ec2 = await cloud.client("ec2")
         created["run"] = True
-        async with cloud_errors("RunInstances"):
-            resp = await ec2.run_instances(**_run_args(plan))
-        rid = resp.get("ReservationId") or ""
-        say(f"Request accepted. EC2 reservation ID: {rid}")
+        got = await launch(
+            cloud,
+            _run_args(plan),
+            types=(spec.instance_type, *spec.instance_types),
+            n_jobs=plan.n_jobs,
+            queue=spec.assignment == QUEUE,
+            jobs_per_instance=spec.jobs_per_instance,
+            max_instances=spec.max_instances,
+            max_vcpus=spec.max_vcpus,
+            token=lambda i: client_token(sid, try_=i),
+            say=say,
+        )
+        say(f"Request accepted. EC2 reservation ID: {got.reservation_id}")
+        if got.instance_type != spec.instance_type:
+            say(
+                f"running on the fallback type {got.instance_type} ({got.cores_per_instance} "
+                f"core(s) per instance, {got.n_instances} instance(s))"
+            )
         record = await asyncio.to_thread(
-            records.save_record, record.with_(reservation_id=rid, state="running")
+            records.save_record,
+            record.with_(
+                reservation_id=got.reservation_id,
+                state="running",
+                instance_type=got.instance_type,
+                n_instances=got.n_instances,
+                cores_per_instance=got.cores_per_instance,
+                unused_cores=max(0, got.n_instances * got.cores_per_instance - plan.n_jobs),
+                runuserdata=_legacy_userdata(got.userdata),
+                launch=launch_template(_run_args(plan), got),
+                reservations=1,
+            ),
         )
         return record
     except BaseException as exc:

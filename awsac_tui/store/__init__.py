@@ -56,6 +56,10 @@ class StatusStore(Protocol):
         """Create the records of a new session (pending, attempt 1) before any instance runs."""
         ...
 
+    async def requeue(self, record: JobRecord) -> JobRecord | None:
+        """The job's next attempt, pending (a retry); None when its status changed meanwhile."""
+        ...
+
 
 def open_store(kind: str, cloud: Cloud, session_id: str, bucket: str) -> StatusStore:
     """The status store of ``kind`` ('simpledb' or 's3') for a session."""

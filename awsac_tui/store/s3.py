@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 from awsac_agent import s3layout
-from awsac_agent.status import LOST, TERMINAL, JobRecord, updated_iso, utcnow_iso
+from awsac_agent.status import LOST, TERMINAL, JobRecord, requeued, updated_iso, utcnow_iso
 
 from ..cloud import Cloud, cloud_errors, error_code
 from . import StoreRead
@@ -146,3 +146,31 @@ class S3Store:
             f"creating the status objects under s3://{self.bucket}/{self.prefix}"
         ):
             await asyncio.gather(*(one(r) for r in records))
+
+    async def requeue(self, record: JobRecord) -> JobRecord | None:
+        """Put job ``record`` back to pending as its next attempt (a retry), unless its status
+        changed since ``record`` was read (then None): the status object, the queue's re-queue
+        marker (agents in queue mode claim that attempt), and no stale kill request."""
+        key = s3layout.status_key(self.session_id, record.jobnr)
+        s3 = await self.cloud.client("s3")
+        async with cloud_errors(f"re-queueing job {record.jobnr}"):
+            current = await self._fetch(key)
+            if current is not None and current.status != record.status:
+                return None
+            new = requeued(record)
+            await s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=new.to_json().encode(),
+                ContentType="application/json",
+            )
+            await s3.put_object(
+                Bucket=self.bucket,
+                Key=s3layout.requeue_key(self.session_id, new.jobnr, new.attempt),
+                Body=b"",
+            )
+            await s3.delete_object(
+                Bucket=self.bucket, Key=s3layout.kill_key(self.session_id, new.jobnr)
+            )
+        self._cache.pop(key, None)
+        return new

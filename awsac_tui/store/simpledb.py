@@ -11,8 +11,10 @@ from awsac_agent.status import (
     JobRecord,
     domain_name,
     item_name,
+    requeued,
     select_all_jobs,
     select_updated_since,
+    stale_attributes,
     updated_iso,
     utcnow_iso,
 )
@@ -208,3 +210,37 @@ class SimpleDBStore:
 
         async with cloud_errors(f"creating the job items of SimpleDB domain {self.domain}"):
             await asyncio.gather(*(batch(records[i : i + 25]) for i in range(0, len(records), 25)))
+
+    async def requeue(self, record: JobRecord) -> JobRecord | None:
+        """Put job ``record`` back to pending as its next attempt (a retry), unless its status
+        changed since ``record`` was read (then None). The ended attempt goes into history."""
+        sdb = await self.cloud.client("sdb")
+        new = requeued(record)
+        attrs = [
+            {"Name": k, "Value": v, "Replace": True} for k, v in sorted(new.to_attributes().items())
+        ]
+        async with cloud_errors(f"re-queueing job {record.jobnr}"):
+            try:
+                await sdb.put_attributes(
+                    DomainName=self.domain,
+                    ItemName=item_name(record.jobnr),
+                    Attributes=attrs,
+                    Expected={"Name": "status", "Value": record.status, "Exists": True},
+                )
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) in ("ConditionalCheckFailed", "AttributeDoesNotExist"):
+                    return None
+                raise
+            stale = stale_attributes(record, new)
+            if stale:
+                await sdb.delete_attributes(
+                    DomainName=self.domain,
+                    ItemName=item_name(record.jobnr),
+                    Attributes=[{"Name": k, "Value": v} for k, v in stale.items()],
+                )
+            # the kill request's mirror under control/ belonged to the ended attempt
+            s3 = await self.cloud.client("s3")
+            await s3.delete_object(
+                Bucket=self.bucket, Key=s3layout.kill_key(self.session_id, record.jobnr)
+            )
+        return new
