@@ -172,7 +172,9 @@ async def cmd_check(args: argparse.Namespace, out: Output) -> int:
                 out.say(format_resources(snap))
             return snapshot_exit(snap, final=False)
         snap = None
-        async for snap in _watch(mon, rec, cloud, args.interval, retry=getattr(args, "retry", False), out=out):
+        async for snap in _watch(
+            mon, rec, cloud, args.interval, retry=getattr(args, "retry", False), out=out
+        ):
             if args.json:
                 print(snapshot_to_json(snap), flush=True)
             else:
@@ -406,6 +408,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
                         "cloud": r.cloud.describe(),
                         "n_jobs": r.n_jobs,
                         "n_instances": r.n_instances,
+                        "instance_type": r.instance_type,
                         "created_at": r.created_at,
                         "record": str(r.path),
                     }

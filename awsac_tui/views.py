@@ -150,6 +150,17 @@ def snapshot_to_dict(snap: SessionSnapshot) -> dict[str, Any]:
                 "runendtime": _iso(j.runendtime),
                 "error": j.error,
                 "attempt": j.attempt,
+                "history": [
+                    {
+                        "attempt": a.attempt,
+                        "status": a.status,
+                        "instance_id": a.instance_id,
+                        "runstarttime": _iso(a.runstarttime),
+                        "runendtime": _iso(a.runendtime),
+                        "error": a.error,
+                    }
+                    for a in j.history
+                ],
             }
             for j in snap.jobs
         ],

@@ -65,6 +65,55 @@ def _cores(vcpus: int, jobs_per_instance: int | None) -> int:
     return min(vcpus, jobs_per_instance) if jobs_per_instance else vcpus
 
 
+def _count(
+    n_jobs: int,
+    vcpus: int,
+    *,
+    queue: bool,
+    jobs_per_instance: int | None,
+    max_instances: int | None,
+    max_vcpus: int | None,
+) -> tuple[int, int]:
+    """(instances, cores per instance) for ``n_jobs`` on a type of ``vcpus``."""
+    cpi = _cores(vcpus, jobs_per_instance)
+    if queue:
+        return assignment.queue_instances(n_jobs, cpi, max_instances, max_vcpus, vcpus), cpi
+    return assignment.n_instances(n_jobs, cpi), cpi
+
+
+async def precheck(
+    cloud: Cloud,
+    types: Sequence[str],
+    *,
+    n_jobs: int,
+    queue: bool,
+    jobs_per_instance: int | None = None,
+    max_instances: int | None = None,
+    max_vcpus: int | None = None,
+) -> Quota | None:
+    """The account's quota, read before anything is created; CapacityError when no type of
+    ``types`` can fit it (static: every instance; queue: at least one)."""
+    quota = await read_quota(cloud)
+    if quota is None:
+        return None
+    refusals: list[Refusal] = []
+    for instance_type in types:
+        vcpus = await instance_vcpus(cloud, instance_type, "session.toml")
+        n, _ = _count(
+            n_jobs,
+            vcpus,
+            queue=queue,
+            jobs_per_instance=jobs_per_instance,
+            max_instances=max_instances,
+            max_vcpus=max_vcpus,
+        )
+        room = fits(quota, n, vcpus)
+        if room >= 1 and (queue or room >= n):
+            return quota
+        refusals.append(over_quota(instance_type, n, vcpus, quota))
+    raise capacity_error(refusals, quota, queue=queue)
+
+
 async def launch(
     cloud: Cloud,
     run_args: dict[str, Any],
@@ -92,11 +141,14 @@ async def launch(
     ec2 = await cloud.client("ec2")
     for i, instance_type in enumerate(types):
         vcpus = await instance_vcpus(cloud, instance_type, "session.toml")
-        cpi = _cores(vcpus, jobs_per_instance)
-        if queue:
-            n = assignment.queue_instances(n_jobs, cpi, max_instances, max_vcpus, vcpus)
-        else:
-            n = assignment.n_instances(n_jobs, cpi)
+        n, cpi = _count(
+            n_jobs,
+            vcpus,
+            queue=queue,
+            jobs_per_instance=jobs_per_instance,
+            max_instances=max_instances,
+            max_vcpus=max_vcpus,
+        )
         room = fits(quota, n, vcpus)
         if quota is not None and (room < 1 or (room < n and not queue)):
             refusals.append(over_quota(instance_type, n, vcpus, quota))

@@ -23,7 +23,7 @@ from ..resources import list_uploads
 from ..spec import SessionSpec
 from .cleanup import abort_uploads, cleanup, delete_objects, plan_cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, ask, quiet, store_for
-from .launch import Launched, launch
+from .launch import Launched, launch, precheck
 from .plan import StartPlan, remove_tree
 
 
@@ -280,6 +280,17 @@ async def start(
         img = await check_image(cloud, spec.image_id, spec.image_owner)
         say(f"found image {spec.image_id!r} ({img.get('Name') or img.get('ImageLocation') or ''})")
         say(f"user-data: {plan.userdata}")
+        fleet = {
+            "n_jobs": plan.n_jobs,
+            "queue": spec.assignment == QUEUE,
+            "jobs_per_instance": spec.jobs_per_instance,
+            "max_instances": spec.max_instances,
+            "max_vcpus": spec.max_vcpus,
+        }
+        types = (spec.instance_type, *spec.instance_types)
+        quota = await precheck(cloud, types, **fleet)
+        if quota is not None:
+            say(f"the account's quota: {quota.text()}")
         question = (
             f"upload the session archive and run exactly {plan.n_instances} instance(s) of "
             f"image {spec.image_id} (type {spec.instance_type!r}) with the user-data above. "
@@ -322,14 +333,12 @@ async def start(
         got = await launch(
             cloud,
             _run_args(plan),
-            types=(spec.instance_type, *spec.instance_types),
-            n_jobs=plan.n_jobs,
-            queue=spec.assignment == QUEUE,
-            jobs_per_instance=spec.jobs_per_instance,
-            max_instances=spec.max_instances,
-            max_vcpus=spec.max_vcpus,
+            types=types,
             token=lambda i: client_token(sid, try_=i),
             say=say,
+            quota=quota,
+            read_the_quota=False,
+            **fleet,
         )
         say(f"Request accepted. EC2 reservation ID: {got.reservation_id}")
         if got.instance_type != spec.instance_type:
