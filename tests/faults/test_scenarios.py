@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +155,16 @@ def test_silent_instance_is_flagged_then_swept_at_the_lease(
     cli, session_dir, boto3_client, local_cloud
 ) -> None:
     import sys
+    from datetime import UTC, datetime, timedelta
 
+    from awsac_tui.cloud import Cloud
     from awsac_tui.local import service
     from awsac_tui.local.common import default_boot_command
+    from awsac_tui.monitor import Monitor
+    from awsac_tui.records import load_record
 
-    d = session_dir(jobs="-;a.sh;1\n", extra_toml="max_session_hours = 0.003")  # 10.8 s
+    lease_h = 0.05  # 3 min: never reached in real time here; the client's clock is moved instead
+    d = session_dir(jobs="-;a.sh;1\n", extra_toml=f"max_session_hours = {lease_h}")
     broken = [
         sys.executable,
         "-c",
@@ -170,32 +176,50 @@ def test_silent_instance_is_flagged_then_swept_at_the_lease(
     finally:
         service.configure(local_cloud, boot_command=default_boot_command())
     out = poll_text(cli, sid, "SILENT", 60, "--boot-timeout", "1")
-    iid = check(cli, sid)["instances"][0]["instance_id"]
+    (inst,) = check(cli, sid)["instances"]
+    iid = inst["instance_id"]
+    assert inst["state"] == "running"  # before its lease, the sweep leaves it alone
     assert f"notice: instance {iid} is running but no job has reported" in out
     assert f"awsac console {sid} {iid}" in out  # its console output, one command away
     rc, out, _ = cli("console", sid, iid)
     assert rc == 0 and "broken image: no agent" in out
-    # the agent never ran, so only the client's sweep can end it, at the lease (10.8 s)
-    poll_text(cli, sid, "outlived the session lease", 60)
+
+    # The agent never ran, so only the client's sweep can end it, at the lease: a refresh whose
+    # clock is past the lease (the instance's LaunchTime is EC2's, in real time).
+    async def refresh_after_the_lease() -> list[str]:
+        rec = load_record(sid)
+        later = datetime.now(UTC) + timedelta(hours=lease_h, seconds=5)
+        async with Cloud(rec.cloud) as cloud:
+            snap = await Monitor(rec, cloud, clock=lambda: later).refresh()
+        return list(snap.notices)
+
+    notices = asyncio.run(refresh_after_the_lease())
+    assert any(f"{iid} of {sid} outlived the session lease" in n for n in notices), notices
     snap = audit(cli, boto3_client, sid, uploaded={"sessionarchive.tar.bz2"})
     assert statuses(snap) == ["lost"]
 
 
+def _stamp(console_text: str, needle: str) -> datetime:
+    """The time of the agent's console line containing ``needle`` (``YY-MM-DD HH:MM:SS``)."""
+    line = next(ln for ln in console_text.splitlines() if needle in ln)
+    return datetime.strptime(line[:17], "%y-%m-%d %H:%M:%S")
+
+
 def test_keep_instance_on_failure_then_terminates(cli, session_dir, boto3_client) -> None:
-    d = session_dir(jobs="snap-0badc0ffee0badc0f;a.sh;1\n")
-    sid = start(cli, d, "--keep-instance-on-failure", "0.15")  # 9 s
-    snap = poll(cli, sid, lambda s: s["jobs"][0]["status"] == "failed")
-    iid = snap["instances"][0]["instance_id"]
-    wait_for(lambda: "for debugging" in console(boto3_client, iid), 30, "the keep notice")
-    t_kept = time.monotonic()
-    assert check(cli, sid)["instances"][0]["state"] == "running"
-    snap = audit(cli, boto3_client, sid)
-    assert time.monotonic() - t_kept > 3  # it really stayed up a while
-    assert (
-        snap["jobs"][0]["status"] == "failed"
-        and "snap-0badc0ffee0badc0f" in snap["jobs"][0]["error"]
+    # the job's snapshot never comes up as a volume: a failure of the session
+    d = session_dir(
+        faults="ec2:CreateVolume:fail=99:InternalError",
+        autorun_extra="export AWSAC_MAX_ATTEMPTS=1",  # fail at once, no backoff to wait out
     )
-    assert "instructing EC2 to terminate my instance" in console(boto3_client, iid)
+    sid = start(cli, d, "--keep-instance-on-failure", "0.05")  # 3 s: the agent waits it out
+    snap = audit(cli, boto3_client, sid)
+    (job,) = snap["jobs"]
+    assert job["status"] == "failed" and "InternalError" in job["error"], job
+    text = console(boto3_client, snap["instances"][0]["instance_id"])
+    # it really stayed up that long: the agent's own time stamps (1 s steps), not the test's
+    kept = _stamp(text, "for debugging, then terminating")
+    ended = _stamp(text, "instructing EC2 to terminate my instance")
+    assert (ended - kept).total_seconds() >= 2, text
 
 
 def _wait_record(sid_holder: dict[str, str], state_dir: Path) -> bool:
