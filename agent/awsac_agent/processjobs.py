@@ -19,7 +19,6 @@ import random
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,12 +26,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.exceptions import WaiterError
 
-from . import faults, s3layout
+from . import faults, s3checksum, s3layout
 from .agentlog import AgentLog
-from .archive import JOBS_CFG
+from .archive import JOBS_CFG, bundle_log
 from .assignment import QUEUE, jobs_for_instance, jobs_from_list, n_instances
 from .autorun import DEFAULT_WORK_DIR, JOBS_DIR, SESSION_INFO_DIR, SESSION_INFO_FILE
 from .aws import Clients
@@ -40,7 +39,7 @@ from .devices import DeviceProvider, provider_from_env
 from .errors import AwsacError, FormatError
 from .imds import Imds
 from .jobscfg import Job, expand_jobs, read_jobs_cfg
-from .redact import redact, redact_file
+from .redact import redact
 from .retry import describe
 from .sessionid import SESSION_TAG
 from .status import (
@@ -86,6 +85,8 @@ RESULTS_FILE = "results.tar.bz2"
 TRANSFER = TransferConfig(
     multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024
 )
+# S3 stores the whole-object CRC32 of every upload (the client compares downloads with it)
+UPLOAD_ARGS = s3checksum.upload_args(S3Transfer.ALLOWED_UPLOAD_ARGS)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -382,7 +383,7 @@ class Worker:
         t0 = time.monotonic()
         self.log(f"  start upload {path.name} ({size} bytes) to bucket:{self.ud.bucket} key:{key}")
         s3 = self.clients.s3
-        s3.upload_file(str(path), self.ud.bucket, key, Config=TRANSFER)
+        s3.upload_file(str(path), self.ud.bucket, key, Config=TRANSFER, ExtraArgs=UPLOAD_ARGS)
         if also:
             s3.copy({"Bucket": self.ud.bucket, "Key": key}, self.ud.bucket, also, Config=TRANSFER)
         copied = f" (and copied to {also})" if also else ""
@@ -1034,9 +1035,9 @@ class Worker:
     def upload_log(self, rj: RunningJob) -> None:
         n, attempt = rj.job.jobnr, rj.record.attempt
         bundle = rj.job_dir / s3layout.stdouterr_name(n)
-        changed = bundle_redacted(rj.log_path, bundle, rj.log_path.name)
+        changed = bundle_redacted(rj.log_path, bundle, rj.log_path.name, say=self.log)
         if changed:
-            self.log(f"  redacted {changed} line(s) with credentials in the output of job {n}")
+            self.log(f"  redacted {changed} credential(s) in the output of job {n}")
         self.log(f"  bundled {rj.log_path.name} to {bundle.name}")
         self.upload(
             bundle,
@@ -1308,16 +1309,10 @@ def _float_or_none(text: Optional[str]) -> Optional[float]:
     return value if value and value > 0 else None
 
 
-def bundle_redacted(src: Path, dest: Path, arcname: str) -> int:
-    """A tar.bz2 at ``dest`` holding ``src`` redacted as ``arcname``; returns lines redacted."""
-    tmp = dest.with_name(dest.name + ".redacted")
-    changed = redact_file(src, tmp) if src.exists() else 0
-    if not tmp.exists():
-        tmp.write_text("", encoding="utf-8")
-    with tarfile.open(dest, "w:bz2") as tar:
-        tar.add(str(tmp), arcname=arcname)
-    tmp.unlink()
-    return changed
+def bundle_redacted(src: Path, dest: Path, arcname: str, say: Any = None) -> int:
+    """A tar.bz2 at ``dest`` holding ``src`` redacted as ``arcname``; returns secrets redacted
+    (streaming, with progress lines through ``say``: ``archive.bundle_log``)."""
+    return bundle_log(src, dest, arcname, say=say)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,8 @@ def upload_args(allowed: Collection[str] = ("ChecksumAlgorithm", "ChecksumType")
     """ExtraArgs for boto3's ``upload_file`` that make S3 store the whole-object CRC32; an older
     boto3 that does not know ``ChecksumType`` (Debian 12's 1.26) gets the algorithm alone (its
     multipart uploads then carry a composite checksum, compared through the object's parts)."""
+    if "ChecksumAlgorithm" not in allowed:  # a boto3 older than flexible checksums
+        return {}
     args = {"ChecksumAlgorithm": ALGORITHM}
     if "ChecksumType" in allowed:
         args["ChecksumType"] = FULL_OBJECT
