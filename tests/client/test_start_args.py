@@ -149,15 +149,17 @@ def test_check_json_has_the_documented_keys_plus_silent_and_notices() -> None:
         notices=("status store throttled; showing the last good snapshot",),
     )
     d = snapshot_to_dict(snap)
-    assert set(d) == {"session_id", "cloud", "jobs", "instances", "volumes", "notices"}
+    assert set(d) == {"session_id", "cloud", "jobs", "instances", "volumes", "notices", "cleaned"}
+    assert d["cleaned"] is False
     assert d["notices"] == ["status store throttled; showing the last good snapshot"]
     assert d["instances"][0]["silent"] is False
     assert set(d["jobs"][0]) == {
         "jobnr", "status", "instance_id", "launchindex", "shellscript", "snapshot",
-        "returncode", "runstarttime", "runendtime", "error",
+        "returncode", "runstarttime", "runendtime", "error", "attempt", "history",
     }  # fmt: skip
     assert set(d["instances"][0]) == {
         "instance_id", "launchindex", "state", "instance_type", "zone", "public_dns", "silent",
+        "state_reason",
     }  # fmt: skip
     assert d["volumes"][0] == {
         "volume_id": "vol-1", "snapshot": "snap-1", "state": "in-use", "instance_id": "i-1",
