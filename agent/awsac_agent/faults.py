@@ -11,6 +11,9 @@ real one, so each botocore attempt counts as one matching call (``fail=2`` is ab
 client allowed 4 attempts; ``for=30`` outlasts them). In the client (aiobotocore, ``asynchronous``)
 it is raised before the call by a ``before-call`` hook, once per call.
 
+``AWSAC_FAULTS_LOG=PATH`` appends one line per injected fault (``service Operation what``) to
+PATH as it happens, so a test can wait for "this call is being held" instead of sleeping.
+
 More options: ``for=S`` fails every matching call during S seconds from the first one (after
 ``skip``) instead of counting; ``delay=S`` holds each chosen call S seconds first (without an error
 code a delay-only rule lets the call through). Rules of the pseudo-service ``agent`` act on the
@@ -32,6 +35,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from .errors import FormatError
 
 ENV = "AWSAC_FAULTS"
+LOG_ENV = "AWSAC_FAULTS_LOG"
 SESSION_FILE = "awsac_faults.cfg"
 AGENT = "agent"
 AGENT_ACTIONS = ("kill", "interrupt", "hang")
@@ -198,9 +202,9 @@ class FaultPlan:
                 else:
                     chosen = n < rule.skip + rule.fail
                 if chosen:
-                    self.injected.append(
-                        (service_id, operation, rule.code or f"delay {rule.delay:g}s")
-                    )
+                    what = (service_id, operation, rule.code or f"delay {rule.delay:g}s")
+                    self.injected.append(what)
+                    _note(what)
                     return rule
         return None
 
@@ -272,6 +276,14 @@ class FaultPlan:
         return any(
             r.service == AGENT and r.operation == "hang" and r.job == jobnr for r in self.rules
         )
+
+
+def _note(what: Tuple[str, str, str]) -> None:
+    """Append an injected fault to ``AWSAC_FAULTS_LOG`` (if set) before it takes effect."""
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(" ".join(what) + "\n")
 
 
 def _sent_text(request: Any) -> str:

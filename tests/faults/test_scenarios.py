@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -244,7 +243,8 @@ def test_client_killed_during_start_before_run_instances(
     from .helpers import ROOT, leftovers
 
     d = session_dir()
-    env = dict(os.environ, AWSAC_FAULTS="ec2:RunInstances:delay=120")
+    held = d.parent / "faults.log"
+    env = dict(os.environ, AWSAC_FAULTS="ec2:RunInstances:delay=120", AWSAC_FAULTS_LOG=str(held))
     env["PYTHONPATH"] = f"{ROOT}:{ROOT / 'agent'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "awsac_tui.cli", "start", str(d / "session.toml"), "--yes"],
@@ -259,7 +259,11 @@ def test_client_killed_during_start_before_run_instances(
         wait_for(lambda: _wait_record(holder, state), 60, "the record in starting")
         sid = holder["sid"]
         wait_for(lambda: leftovers(boto3_client, sid).objects, 60, "the archive upload")
-        time.sleep(1)  # inside the delayed RunInstances now
+        wait_for(
+            lambda: held.is_file() and "ec2 RunInstances delay" in held.read_text(),
+            60,
+            "the client to be inside its (held) RunInstances",
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)

@@ -42,9 +42,19 @@ def test_for_window_fails_every_matching_call_then_stops() -> None:
     assert decide("simpledb", "Select") is not None  # the window opens
     assert decide("simpledb", "PutAttributes") is None  # another operation
     assert decide("simpledb", "Select") is not None
-    time.sleep(0.35)
+    time.sleep(0.35)  # real time: a window is wall-clock time in the agent, a 0.3 s one here
     assert decide("simpledb", "Select") is None  # the window closed
     assert [i[2] for i in plan.injected] == ["ServiceUnavailable"] * 2
+
+
+def test_each_injected_fault_is_logged_before_it_acts(tmp_path: Path, monkeypatch) -> None:
+    log = tmp_path / "faults.log"
+    monkeypatch.setenv(faults.LOG_ENV, str(log))
+    plan = faults.FaultPlan(faults.parse_faults("ec2:RunInstances:delay=120,s3:PutObject:fail=1"))
+    assert plan._decide("ec2", "RunInstances") is not None
+    assert plan._decide("s3", "PutObject") is not None
+    assert plan._decide("s3", "PutObject") is None  # let through: not logged
+    assert log.read_text() == "ec2 RunInstances delay 120s\ns3 PutObject InternalError\n"
 
 
 def test_agent_rules_fire_once_at_their_step_and_time() -> None:
