@@ -435,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="awsac", description="Batch job sessions on EC2-style clouds (a modern AWSAC)."
     )
+    p.add_argument(
+        "--local",
+        dest="tui_local",
+        action="store_true",
+        help="with no command: the terminal UI on the local cloud (started if need be)",
+    )
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
 
     def add(name: str, help_: str, session_arg: bool = True) -> argparse.ArgumentParser:
@@ -590,15 +596,18 @@ COMMANDS = {
 }
 
 
-def run_tui() -> int:
+def run_tui(local: bool = False) -> int:
+    """The terminal UI; ``local``: on the local cloud (`awsac --local`)."""
     try:
         from .ui.app import run_app
+        from .ui.live import LiveBackend
     except ImportError:
         print(
             "awsac: the terminal UI is not available in this installation; use a subcommand (awsac --help)"
         )
         return EXIT_USAGE
-    return int(run_app() or 0)
+    backend = LiveBackend(CloudProfile(local=True)) if local else None
+    return int(run_app(backend) or 0)
 
 
 def render_error(exc: AwsacError) -> str:
@@ -627,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return int(exc.code or 0)
             cmd = args.cmd
             if cmd is None:
-                return run_tui()
+                return run_tui(local=args.tui_local)
         if cmd == "list":
             return cmd_list(args, out)
         if cmd == "demo":

@@ -752,14 +752,18 @@ class MonitorPool:
             fut.cancel()
             raise
 
+    async def _cloud(self, profile: Any) -> Cloud:
+        cloud = self._clouds.get(profile)
+        if cloud is None:
+            cloud = Cloud(profile)
+            await cloud.__aenter__()
+            self._clouds[profile] = cloud
+        return cloud
+
     async def _monitor(self, record: SessionRecord) -> Monitor:
         mon = self._monitors.get(record.session_id)
         if mon is None:
-            cloud = self._clouds.get(record.cloud)
-            if cloud is None:
-                cloud = Cloud(record.cloud)
-                await cloud.__aenter__()
-                self._clouds[record.cloud] = cloud
+            cloud = await self._cloud(record.cloud)
             mon = Monitor(record, cloud, **self.monitor_kw)
             self._monitors[record.session_id] = mon
         return mon
@@ -769,6 +773,15 @@ class MonitorPool:
 
         async def one() -> SessionSnapshot:
             return await (await self._monitor(record)).refresh()
+
+        return await self._run(one())
+
+    async def call(self, profile: Any, fn: Callable[[Cloud], Coroutine[Any, Any, T]]) -> T:
+        """``await fn(cloud)`` on the pool's thread, with its Cloud for ``profile``: any verb
+        (the TUI runs every cloud call here, so botocore's parsing never holds its loop)."""
+
+        async def one() -> T:
+            return await fn(await self._cloud(profile))
 
         return await self._run(one())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -196,7 +197,11 @@ class AwsacApp(App[int]):
             return
         try:
             with self.suspend():
+                # the shell starts on a clean screen, not under a stale frame of the app
+                sys.stdout.write("\x1b[H\x1b[2J")
+                sys.stdout.flush()
                 subprocess.call(argv)
+            self.refresh(repaint=True, layout=True)  # back: every cell drawn again
         except SuspendNotSupported:
             self.push_screen(MessageModal("ssh (run this in a terminal)", format_command(argv)))
         except OSError as exc:

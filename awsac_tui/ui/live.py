@@ -1,6 +1,7 @@
 """LiveBackend: the Backend on the real client verbs (session/, monitor.py, records.py).
 
-One Cloud per cloud profile, opened on first use on the app's event loop and closed with the app.
+Every cloud call runs on a MonitorPool's thread (its own event loop, one Cloud per profile), so
+that botocore's parsing of big answers never holds the TUI's loop; the TUI only awaits results.
 No AWS client is touched here: every cloud call goes through a session verb or the Monitor.
 """
 
@@ -9,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tomllib
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from awsac_agent.jobscfg import JobLine
 from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, parse_iso
 
 from awsac_tui import records, session
-from awsac_tui.monitor import Monitor
+from awsac_tui.monitor import MonitorPool
 from awsac_tui.session import ComposeChoices
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.ui.backend import ConfirmCallback, ProgressCallback, SessionSummary, summarize
@@ -36,12 +36,9 @@ class LiveBackend:
         """The cloud to compose for; None: the local cloud when it runs, else AWS (probe_cloud)."""
         self._resolved: CloudProfile | None = compose_profile
         self._prices: dict[str | None, dict[str, float]] = {}
-        self._stack = AsyncExitStack()
-        self._clouds: dict[CloudProfile, session.Cloud] = {}
-        self._monitors: dict[str, Monitor] = {}
+        self._pool = MonitorPool()
         self._last: dict[str, SessionSnapshot] = {}
         self._records: dict[str, records.SessionRecord] = {}
-        self._lock = asyncio.Lock()
         self._cleaning: set[str] = set()
         self._cleanup_plans: dict[str, session.CleanupPlan] = {}  # shown, awaiting a yes
 
@@ -65,7 +62,7 @@ class LiveBackend:
 
     async def probe_cloud(self) -> str | None:
         try:
-            await self._cloud(await self._profile())
+            await self._on(await self._profile(), _opened)
         except AwsacError as exc:
             return str(exc)
         return None
@@ -73,24 +70,18 @@ class LiveBackend:
     async def start_local_cloud(self) -> str:
         profile = await asyncio.to_thread(session.start_local_cloud)
         self._resolved = self.compose_profile = profile
-        await self._cloud(profile)
+        await self._on(profile, _opened)
         return profile.describe()
 
     async def make_snapshot(self, directory: Path, description: str) -> str:
         return await asyncio.to_thread(session.make_local_snapshot, directory, description)
 
-    async def _cloud(self, profile: CloudProfile) -> session.Cloud:
-        async with self._lock:
-            cloud = self._clouds.get(profile)
-            if cloud is None:
-                cloud = await self._stack.enter_async_context(session.Cloud(profile))
-                self._clouds[profile] = cloud
-            return cloud
+    async def _on(self, profile: CloudProfile, fn: Callable[[session.Cloud], Awaitable]) -> object:
+        """``await fn(cloud)`` on the pool's thread (its Cloud for ``profile``)."""
+        return await self._pool.call(profile, fn)  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
-        self._clouds.clear()
-        self._monitors.clear()
-        await self._stack.aclose()
+        await self._pool.aclose()
 
     async def _record(self, session_id: str, reload: bool = False) -> records.SessionRecord:
         rec = self._records.get(session_id)
@@ -154,12 +145,7 @@ class LiveBackend:
             return self._cleaned_snapshot(rec)
         if session_id in self._cleaning and session_id in self._last:
             return self._last[session_id]
-        monitor = self._monitors.get(session_id)
-        if monitor is None:
-            rec = await self._record(session_id)
-            monitor = Monitor(rec, await self._cloud(rec.cloud))
-            self._monitors[session_id] = monitor
-        snap = await monitor.refresh()
+        snap = await self._pool.refresh(rec)
         self._last[session_id] = snap
         return snap
 
@@ -189,8 +175,7 @@ class LiveBackend:
     # ---- compose and start --------------------------------------------------------------
 
     async def compose_choices(self) -> ComposeChoices:
-        cloud = await self._cloud(await self._profile())
-        return await session.compose_choices(cloud)
+        return await self._on(await self._profile(), session.compose_choices)  # type: ignore[return-value]
 
     def _spec_cloud(self, spec: SessionSpec) -> CloudProfile:
         return spec.cloud if spec.cloud != CloudProfile() else self.compose_cloud()
@@ -198,8 +183,10 @@ class LiveBackend:
     async def check_references(
         self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path
     ) -> list[str]:
-        cloud = await self._cloud(self._spec_cloud(spec))
-        return await session.check_references(cloud, spec, list(jobs))
+        lines = list(jobs)
+        return await self._on(  # type: ignore[return-value]
+            self._spec_cloud(spec), lambda cloud: session.check_references(cloud, spec, lines)
+        )
 
     async def start(
         self,
@@ -210,35 +197,44 @@ class LiveBackend:
         confirm: ConfirmCallback,
     ) -> str | None:
         spec = replace(spec, cloud=self._spec_cloud(spec))
-        cloud = await self._cloud(spec.cloud)
+        ui = asyncio.get_running_loop()  # the callbacks touch widgets: they run on this loop
 
         def say(text: str) -> None:
-            progress(text, None)
-
-        progress("checking the spec and building the session archive", None)
-        plan = await session.plan_start(
-            spec_dir / "session.toml", cloud=cloud, say=say, spec=spec, jobs=list(jobs)
-        )
-        declined = False
-
-        async def ask(question: str) -> bool:
-            nonlocal declined
-            ok = await confirm(plan)
-            declined = not ok
-            return ok
+            ui.call_soon_threadsafe(progress, text, None)
 
         def upload(done: int, total: int) -> None:
-            progress(
+            ui.call_soon_threadsafe(
+                progress,
                 f"uploading the session archive ({done}/{total} bytes)",
                 done / total if total else None,
             )
 
-        try:
-            rec = await session.start(plan, cloud, confirm=ask, progress=upload, say=say)
-        except AwsacError:
-            if declined:
-                return None
-            raise
+        declined = False
+
+        async def run(cloud: session.Cloud) -> records.SessionRecord | None:
+            nonlocal declined
+            say("checking the spec and building the session archive")
+            plan = await session.plan_start(
+                spec_dir / "session.toml", cloud=cloud, say=say, spec=spec, jobs=list(jobs)
+            )
+
+            async def ask(question: str) -> bool:
+                nonlocal declined
+                ok = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(confirm(plan), ui))
+                declined = not ok
+                return ok
+
+            try:
+                return await session.start(plan, cloud, confirm=ask, progress=upload, say=say)
+            except AwsacError:
+                if declined:
+                    return None
+                raise
+
+        rec = await self._on(spec.cloud, run)
+        if rec is None:
+            return None
+        assert isinstance(rec, records.SessionRecord)
         self._records[rec.session_id] = rec
         return rec.session_id
 
@@ -246,7 +242,7 @@ class LiveBackend:
 
     async def kill_job(self, session_id: str, jobnr: int) -> None:
         rec = await self._record(session_id)
-        await session.kill(rec, jobnr, cloud=await self._cloud(rec.cloud))
+        await self._on(rec.cloud, lambda cloud: session.kill(rec, jobnr, cloud=cloud))
 
     async def retry(self, session_id: str, jobs: Sequence[int] | None = None) -> list[int]:
         rec = await self._record(session_id)
@@ -256,8 +252,9 @@ class LiveBackend:
                 "retrying lost jobs needs `awsac retry`, which this version of awsac lacks "
                 "(update awsac, or start the jobs again in a new session)"
             )
-        result = await verb(rec, list(jobs) if jobs else None, cloud=await self._cloud(rec.cloud))
-        self._monitors.pop(session_id, None)  # the record gained a reservation
+        wanted = list(jobs) if jobs else None
+        result = await self._on(rec.cloud, lambda cloud: verb(rec, wanted, cloud=cloud))
+        self._pool.forget(session_id)  # the record gained a reservation
         await self._record(session_id, reload=True)
         numbers = getattr(result, "jobs", result)
         return [int(n) for n in numbers] if numbers else list(jobs or [])
@@ -289,58 +286,77 @@ class LiveBackend:
 
     async def terminate_instance(self, session_id: str, instance_id: str) -> None:
         rec = await self._record(session_id)
-        await session.terminate(rec, instance_id, cloud=await self._cloud(rec.cloud))
+        await self._on(rec.cloud, lambda cloud: session.terminate(rec, instance_id, cloud=cloud))
 
     async def console_output(self, session_id: str, instance_id: str) -> str:
         rec = await self._record(session_id)
-        return await session.console_output(rec, instance_id, cloud=await self._cloud(rec.cloud))
+        return await self._on(  # type: ignore[return-value]
+            rec.cloud, lambda cloud: session.console_output(rec, instance_id, cloud=cloud)
+        )
 
     async def job_log(self, session_id: str, jobnr: int) -> str:
         rec = await self._record(session_id)
-        text, _live = await session.job_log(rec, jobnr, cloud=await self._cloud(rec.cloud))
+        text, _live = await self._on(  # type: ignore[misc]
+            rec.cloud, lambda cloud: session.job_log(rec, jobnr, cloud=cloud)
+        )
         return text
 
     async def results(self, session_id: str, dest: Path, progress: ProgressCallback) -> list[Path]:
         rec = await self._record(session_id)
+        ui = asyncio.get_running_loop()
 
         def bytes_done(done: int, total: int) -> None:
-            progress(f"{done}/{total} bytes", done / total if total else None)
+            ui.call_soon_threadsafe(
+                progress, f"{done}/{total} bytes", done / total if total else None
+            )
 
-        downloads = await session.results(
-            rec,
-            dest,
-            progress=bytes_done,
-            say=lambda text: progress(text, None),
-            cloud=await self._cloud(rec.cloud),
+        def say(text: str) -> None:
+            ui.call_soon_threadsafe(progress, text, None)
+
+        downloads = await self._on(
+            rec.cloud,
+            lambda cloud: session.results(rec, dest, progress=bytes_done, say=say, cloud=cloud),
         )
-        return [d.path for d in downloads if d.path is not None and d.action != "refused"]
+        return [
+            d.path
+            for d in downloads  # type: ignore[attr-defined]
+            if d.path is not None and d.action != "refused"
+        ]
 
     async def cleanup_plan(self, session_id: str) -> str:
         rec = await self._record(session_id)
-        plan = await session.plan_cleanup(rec, cloud=await self._cloud(rec.cloud))
-        self._cleanup_plans[session_id] = plan
-        return plan.describe()
+        plan = await self._on(rec.cloud, lambda cloud: session.plan_cleanup(rec, cloud=cloud))
+        self._cleanup_plans[session_id] = plan  # type: ignore[assignment]
+        return plan.describe()  # type: ignore[attr-defined]
 
     async def cleanup(self, session_id: str) -> list[str]:
         rec = await self._record(session_id)
-        cloud = await self._cloud(rec.cloud)
-        fresh = await session.plan_cleanup(rec, cloud=cloud)
+        fresh = await self._on(rec.cloud, lambda cloud: session.plan_cleanup(rec, cloud=cloud))
         shown = self._cleanup_plans.pop(session_id, fresh)
         self._cleaning.add(session_id)  # refreshes meanwhile show the last known job states
         try:  # what the user saw named (outputs never downloaded, running jobs) is confirmed
-            report = await session.cleanup(
-                rec,
-                cloud=cloud,
-                plan=fresh,
-                force=set(fresh.unfetched) <= set(shown.unfetched),
-                kill_running=set(fresh.running_jobs) <= set(shown.running_jobs),
+            report = await self._on(
+                rec.cloud,
+                lambda cloud: session.cleanup(
+                    rec,
+                    cloud=cloud,
+                    plan=fresh,
+                    force=set(fresh.unfetched) <= set(shown.unfetched),  # type: ignore[attr-defined]
+                    kill_running=set(fresh.running_jobs) <= set(shown.running_jobs),  # type: ignore[attr-defined]
+                ),
             )
         finally:
             self._cleaning.discard(session_id)
-        self._monitors.pop(session_id, None)
+        self._pool.forget(session_id)
         await self._record(session_id, reload=True)
-        return [*report.removed, *(f"kept {k}" for k in report.kept), report.summary]
+        return [*report.removed, *(f"kept {k}" for k in report.kept), report.summary]  # type: ignore[attr-defined]
 
     async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
         rec = await self._record(session_id)
-        return await session.ssh_command(rec, instance_id, cloud=await self._cloud(rec.cloud))
+        return await self._on(  # type: ignore[return-value]
+            rec.cloud, lambda cloud: session.ssh_command(rec, instance_id, cloud=cloud)
+        )
+
+
+async def _opened(cloud: session.Cloud) -> None:
+    """Nothing: the pool opened (or failed to open) the Cloud for the profile."""

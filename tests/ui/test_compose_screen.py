@@ -246,4 +246,5 @@ async def test_lines_get_the_snapshot_descriptions_when_the_choices_arrive(
         table = screen.query_one("#lines", KeyedTable)
         await wait_for(pilot, lambda: app.focused is table)
         await wait_for(pilot, lambda: screen.choices.snapshots != ())
+        await wait_for(pilot, lambda: table.row_cells("line0") is not None)
         assert "ATLAS 14.2.10" in str(table.row_cells("line0")[4])

@@ -349,3 +349,27 @@ async def test_first_run_offers_the_local_cloud_and_a_snapshot(make_app, backend
         await wait_for(pilot, lambda: app.screen.id == "sessions")
         assert "No sessions yet" in screen_text(app)
         assert backend.choices.snapshots[0].description == "my release"
+
+
+async def test_after_the_first_session_keys_reach_the_list(make_app, backend) -> None:
+    """An empty list hides its table; once a session shows up, the keys act on it (not on a
+    hidden filter box that kept the focus)."""
+    saved = dict(backend.snapshots)
+    backend.snapshots.clear()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        home = await _home(pilot)
+        assert "No sessions yet" in screen_text(app) and "press n" in screen_text(app).lower()
+        backend.snapshots.update(saved)
+        await _tick(pilot, home)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+
+
+def test_awsac_local_runs_the_tui_on_the_local_cloud(monkeypatch) -> None:
+    from awsac_tui import cli
+
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "run_tui", lambda local=False: seen.append(local) or 0)
+    assert cli.main(["--local"]) == 0 and seen == [True]
+    assert cli.main([]) == 0 and seen == [True, False]

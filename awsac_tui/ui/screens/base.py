@@ -7,6 +7,7 @@ import asyncio
 from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from awsac_tui.ui.host import DANGEROUS_ACTIONS, AwsacHost
@@ -14,6 +15,13 @@ from awsac_tui.ui.host import DANGEROUS_ACTIONS, AwsacHost
 
 class TitleBar(Static):
     """One line at the top: where we are, the cloud, the refresh rate."""
+
+
+def show_prompt(bar: Widget, shown: bool) -> None:
+    """Show or hide a search/filter bar; hidden, its box is disabled, so focus never lands in
+    a box the user cannot see (keys would type into it)."""
+    bar.display = shown
+    bar.disabled = not shown
 
 
 def footer() -> Footer:

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Log
 
-from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer, show_prompt
 from awsac_tui.views import JobView
 
 MAX_LINES = 200_000
@@ -139,7 +139,7 @@ class LogScreen(PollingScreen):
         log = Log(max_lines=MAX_LINES, highlight=True, id="log")
         log.highlighter = self.highlighter
         yield log
-        with Horizontal(id="search-bar", classes="prompt-bar"):
+        with Horizontal(id="search-bar", classes="prompt-bar", disabled=True):
             yield Label("search /", classes="prompt")
             yield Input(
                 placeholder="text; enter: next match, esc: close", id="search", compact=True
@@ -263,7 +263,7 @@ class LogScreen(PollingScreen):
         self.update_title()
 
     def action_search(self) -> None:
-        self.query_one("#search-bar").display = True
+        show_prompt(self.query_one("#search-bar"), True)
         self.query_one("#search", Input).focus()
 
     @on(Input.Changed, "#search")
@@ -279,7 +279,7 @@ class LogScreen(PollingScreen):
 
     def on_key(self, event) -> None:
         if event.key == "escape" and self.focused is self.query_one("#search"):
-            self.query_one("#search-bar").display = False
+            show_prompt(self.query_one("#search-bar"), False)
             self.query_one(Log).focus()
             event.stop()
             event.prevent_default()

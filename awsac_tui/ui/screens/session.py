@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
-from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer, show_prompt
 from awsac_tui.ui.screens.modals import ConfirmModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 from awsac_tui.ui.widgets.status import (
@@ -213,7 +213,7 @@ class SessionScreen(PollingScreen):
             yield KeyedTable(INSTANCE_COLUMNS, drop=INSTANCE_DROP, id="instances")
             yield KeyedTable(VOLUME_COLUMNS, drop=VOLUME_DROP, id="volumes")
         yield KeyedTable(JOB_COLUMNS, drop=JOB_DROP, id="jobs")
-        with Horizontal(id="job-filter-bar", classes="prompt-bar"):
+        with Horizontal(id="job-filter-bar", classes="prompt-bar", disabled=True):
             yield Label("filter jobs /", classes="prompt")
             yield Input(
                 placeholder="words of status, script, LI or instance; esc clears",
@@ -333,7 +333,7 @@ class SessionScreen(PollingScreen):
             table.sort("jobnr", key=lambda cell: int(str(cell)))
 
     def action_filter(self) -> None:
-        self.query_one("#job-filter-bar").display = True
+        show_prompt(self.query_one("#job-filter-bar"), True)
         self.query_one("#job-filter", Input).focus()
 
     @on(Input.Changed, "#job-filter")
@@ -448,7 +448,7 @@ class SessionScreen(PollingScreen):
     def action_back(self) -> None:
         if self.query_one("#job-filter-bar").display:  # esc first clears the job filter
             self.query_one("#job-filter", Input).value = ""
-            self.query_one("#job-filter-bar").display = False
+            show_prompt(self.query_one("#job-filter-bar"), False)
             self.query_one("#jobs", KeyedTable).focus()
             return
         self.app.pop_screen()

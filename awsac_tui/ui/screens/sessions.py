@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
 from awsac_tui.ui.backend import SessionSummary
-from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer
+from awsac_tui.ui.screens.base import PollingScreen, TitleBar, footer, show_prompt
 from awsac_tui.ui.screens.modals import ConfirmModal
 from awsac_tui.ui.widgets.keyed_table import KeyedTable
 from awsac_tui.ui.widgets.status import counts_text, status_bar
@@ -87,7 +87,7 @@ class SessionsScreen(PollingScreen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar("", id="titlebar")
-        with Horizontal(id="filter-bar", classes="prompt-bar"):
+        with Horizontal(id="filter-bar", classes="prompt-bar", disabled=True):
             yield Label("filter /", classes="prompt")
             yield Input(
                 placeholder="words of the id, type or cloud; esc clears", id="filter", compact=True
@@ -193,7 +193,10 @@ class SessionsScreen(PollingScreen):
                 table.sort("session", reverse=True, key=lambda cell: str(cell))
             empty = not self.summaries
             self.query_one("#empty-hint").display = empty
-            table.display = not empty
+            if table.display == empty:  # shown or hidden now
+                table.display = not empty
+                if not empty and not isinstance(self.focused, Input):
+                    table.focus()
         self.update_title()
 
     def action_hide_cleaned(self) -> None:
@@ -232,13 +235,13 @@ class SessionsScreen(PollingScreen):
             self.awsac.cleanup_session(self.selected, after=self.action_force_refresh)
 
     def action_filter(self) -> None:
-        self.query_one("#filter-bar").display = True
+        show_prompt(self.query_one("#filter-bar"), True)
         self.query_one("#filter", Input).focus()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
-        self.query_one("#filter-bar").display = False
+        show_prompt(self.query_one("#filter-bar"), False)
         self.query_one(KeyedTable).focus()
 
     @on(Input.Changed, "#filter")
