@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent_probe  # noqa: E402
@@ -36,8 +34,8 @@ def test_status_of_reads_simpledb_and_s3_status_writes() -> None:
 
 
 def test_call_counter_counts_calls_and_bytes() -> None:
-    moto = pytest.importorskip("moto")
     import boto3
+    import moto
 
     with moto.mock_aws():
         s3 = boto3.client(

@@ -4,12 +4,12 @@ mounts it read-only for real; the agent's clients take the endpoint as an old bo
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from awsac_agent.devices import AwsDeviceProvider, DeviceError, nvme_by_serial, nvme_serial
+from needs import need_tool, needs
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -52,10 +52,9 @@ def test_sysfs_serial_finds_the_namespace_without_udev(tmp_path: Path) -> None:
         prov.find_device("vol-0ab", "/dev/sdh", timeout=0.1)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mount needs root (CI runs as root)")
+@needs(os.geteuid() == 0, "mount needs root (CI runs as root)")
 def test_mount_is_real_and_read_only(tmp_path: Path) -> None:
-    if not shutil.which("mkfs.ext4"):
-        pytest.skip("mkfs.ext4 is not installed (apt-get install e2fsprogs)")
+    need_tool("mkfs.ext4", "e2fsprogs")
     content = tmp_path / "content"
     (content / "14.2.10").mkdir(parents=True)
     (content / "14.2.10" / "setup.sh").write_text("echo release\n")

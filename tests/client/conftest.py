@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,3 @@ def write_example(
 @pytest.fixture
 def example_dir(tmp_path: Path, local_cloud: Any, release_snapshot: str) -> Path:
     return write_example(tmp_path / "eventgen", local_cloud, release_snapshot)
-
-
-def simpledb_select_works(boto3_client: Callable[[str], Any]) -> bool:
-    """Whether the local cloud answers SimpleDB select (its completion of moto)."""
-    sdb = boto3_client("sdb")
-    try:
-        sdb.create_domain(DomainName="awsac-probe")
-        sdb.select(SelectExpression="select * from `awsac-probe`")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: not supported yet
-        return False

@@ -14,7 +14,7 @@ import pytest
 from cloud_audit import leftovers_in
 from polling import poll, poll_text
 
-from .conftest import simpledb_select_works, write_example
+from .conftest import write_example
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -127,11 +127,10 @@ def test_session_toml_with_subcommands(
 def test_paper_spelling_with_session_ini(
     cli, local_cloud, release_snapshot, tmp_path: Path, monkeypatch, boto3_client
 ) -> None:
-    if not simpledb_select_works(boto3_client):
-        pytest.skip(
-            "the local cloud does not answer SimpleDB select yet (session.ini uses SimpleDB)"
-        )
     job = write_example(tmp_path / "eventgen", local_cloud, release_snapshot)
+    # session.ini names no cloud: the default one (the environment points it at the local
+    # cloud), where start creates no bucket; the paper's user had made theirs
+    boto3_client("s3").create_bucket(Bucket="atlassessions")
     archive = tmp_path / "sessionarchive.tar.bz2"
     with tarfile.open(archive, "w:bz2") as tar:  # as the paper built it: tar cjvf ... *
         for p in sorted(job.iterdir()):

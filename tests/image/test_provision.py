@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from needs import need
 
 from .helpers import AMI, ROOT, need_tool
 
@@ -125,8 +126,7 @@ def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     need_tool("debootstrap")
     need_tool("chroot")
-    if os.geteuid() != 0:
-        pytest.skip("debootstrap and chroot need root (CI runs as root)")
+    need(os.geteuid() == 0, "debootstrap and chroot need root (CI runs as root)")
     root = image.copy_rootfs(tmp_path_factory.mktemp("debian") / "root")
     try:
         yield root

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from needs import needs
 
 from awsac_tui.local import image
 
@@ -157,7 +158,7 @@ def test_qemu_command_is_an_ec2_like_machine_on_its_own_network(tmp_path: Path) 
     assert f"unix:{tmp_path / 'qmp.sock'},server=on,wait=off" in joined
 
 
-@pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img (apt-get install qemu-utils)")
+@needs(shutil.which("qemu-img"), "qemu-img is not installed (apt-get install qemu-utils)")
 def test_volume_disk_is_an_overlay_of_the_snapshot_ext4(tmp_path: Path) -> None:
     import subprocess
 

@@ -24,13 +24,10 @@ from awsac_agent.archive import (
     safe_extract,
 )
 from awsac_agent.errors import ArchiveError, FormatError
+from needs import need, needs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
 AUTORUN = arch.package_dir() / "session_files" / arch.AUTORUN_SH
-needs_autorun = pytest.mark.skipif(
-    not AUTORUN.is_file(),
-    reason=f"{AUTORUN} not written yet (the agent's session-side script)",
-)
 
 
 @pytest.fixture
@@ -78,7 +75,6 @@ def test_pyz_holds_only_the_package(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- building
 
 
-@needs_autorun
 def test_build_adds_agent_files_in_fixed_order(job_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "sessionarchive.tar.bz2"
     report = build_archive(job_dir, out)
@@ -103,7 +99,6 @@ def test_build_adds_agent_files_in_fixed_order(job_dir: Path, tmp_path: Path) ->
     assert again.files == report.files
 
 
-@needs_autorun
 def test_build_example_session(tmp_path: Path) -> None:
     report = build_archive(EXAMPLE, tmp_path / "sessionarchive.tar.bz2")
     assert {"jobs.cfg", "gen_30.sh", "gen_1000.sh", *SESSION_SIDE_FILES} <= set(report.files)
@@ -121,7 +116,6 @@ def test_users_own_agent_files_are_kept(job_dir: Path, tmp_path: Path) -> None:
     assert sorted(report.files) == report.files
 
 
-@needs_autorun
 def test_own_autorun_kept_pyz_added(job_dir: Path, tmp_path: Path) -> None:
     (job_dir / arch.AUTORUN_SH).write_text("mine\n")
     report = build_archive(job_dir, tmp_path / "a.tar.bz2")
@@ -229,7 +223,6 @@ def make_tar(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-@needs_autorun
 def test_add_agent_files_to_prebuilt(tmp_path: Path) -> None:
     src = make_tar(tmp_path / "in.tar.bz2", {"jobs.cfg": b"-;a.sh;1\n", "./a.sh": b"echo\n"})
     out = tmp_path / "out.tar.bz2"
@@ -363,8 +356,7 @@ def test_every_bad_member_is_named(tmp_path: Path) -> None:
 
 def test_data_filter_is_a_second_guard(tmp_path: Path, monkeypatch) -> None:
     """Even if the own check missed something, tarfile's data filter refuses it."""
-    if not hasattr(tarfile, "data_filter"):
-        pytest.skip("this Python has no tarfile extraction filters")
+    need(hasattr(tarfile, "data_filter"), "this Python has no tarfile extraction filters")
     monkeypatch.setattr(arch, "unsafe_member", lambda info: None)
     archive = hostile(tmp_path / "h.tar.bz2", "symlink_abs")
     with pytest.raises(ArchiveError, match="refusing to extract|extraction into"):
@@ -410,7 +402,7 @@ def python39() -> str | None:
     return None
 
 
-@pytest.mark.skipif(python39() is None, reason="no python3.9 on this machine")
+@needs(python39(), "no python3.9 on this machine (pyenv install 3.9)")
 def test_formats_and_archive_run_on_python39(job_dir: Path, tmp_path: Path) -> None:
     """The agent's oldest Python builds, lists and safely extracts an archive."""
     for name in SESSION_SIDE_FILES:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from awsac_agent.jobscfg import expand_jobs, read_jobs_cfg
+from needs import needs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "eventgen"
 RELEASE = EXAMPLE / "release" / "14.2.10"
@@ -48,7 +49,7 @@ def test_files_are_executable() -> None:
         assert os.access(path, os.X_OK), path
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@needs(shutil.which("shellcheck"), "shellcheck is not installed (apt-get install shellcheck)")
 def test_scripts_are_shellcheck_clean() -> None:
     scripts = [EXAMPLE / "gen_30.sh", EXAMPLE / "gen_1000.sh", RELEASE / "setup.sh"]
     proc = subprocess.run(
