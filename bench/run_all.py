@@ -345,6 +345,26 @@ def render(res: dict[str, Any]) -> str:
             "</details>",
             "",
         ]
+    # ---- 6
+    if res.get("log_save"):
+        import log_save
+
+        ls = res["log_save"]
+        lines += [
+            "## 6. Saving a big job log (`bench/log_save.py`)",
+            "",
+            "The agent's `archive.bundle_log` (the redactor's table over the log in 1 MiB chunks "
+            "of lines, then tar.bz2 level 9, streaming) against plain `bzip2 -9 -c` on the same "
+            "file, each in its own process (wall time and peak RSS of that process), interleaved. "
+            "The log is shaped like the eventgen output, with an environment dump holding "
+            "secrets every 64 MiB. Run separately: `python bench/log_save.py` (it adds its "
+            "figures to results.json).",
+            "",
+            f"- {log_save.line(ls)}",
+            f"- sizes: plain {fmt_bytes(ls['plain_bz2_bytes'])}, ours "
+            f"{fmt_bytes(ls['ours_bytes'])}; load average at the start: {ls.get('load')}",
+            "",
+        ]
     # ---- profiles of the e2e run
     if e.get("profiles"):
         lines += ["## Profiles of one end-to-end session (pyinstrument)", ""]
