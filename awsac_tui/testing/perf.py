@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from awsac_tui.testing.fixed_backend import FixedBackend, big_snapshot
 from awsac_tui.ui.app import AwsacApp
-from awsac_tui.ui.screens.session import SessionScreen
+from awsac_tui.ui.screens.session import JOB_COLUMNS, SessionScreen
 
 BIG_ID = "081215_1600--big--0b1d"
 
@@ -22,6 +22,9 @@ class Latency:
     n_jobs: int
     refresh_ms: tuple[float, ...]  # one per tick: fetch + diff + repaint
     key_ms: tuple[float, ...]  # one per key press (down), until the cursor moved and painted
+    # what the jobs table showed at the end, so a caller can tell the probe measured real work
+    shown_statuses: tuple[str, ...] = ()  # each row's status (its cell's first word), job order
+    cursor_row: int = 0  # the jobs table's cursor after the key presses
 
     def summary(self) -> dict[str, float]:
         return {
@@ -72,7 +75,11 @@ async def measure(
             await pilot.press("down")
             await _until(pilot, lambda r=row: jobs.cursor_row == r + 1)
             key_ms.append((time.perf_counter() - t0) * 1000)
-    return Latency(n_jobs, tuple(refresh_ms), tuple(key_ms))
+        column = [key for key, _, _ in JOB_COLUMNS].index("status")
+        rows = [jobs.row_cells(str(n)) for n in range(1, n_jobs + 1)]  # keyed by job number
+        shown = tuple(str(cells[column]).split(" ", 1)[0] if cells else "" for cells in rows)
+        cursor = jobs.cursor_row
+    return Latency(n_jobs, tuple(refresh_ms), tuple(key_ms), shown, cursor)
 
 
 if __name__ == "__main__":

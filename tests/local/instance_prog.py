@@ -31,6 +31,7 @@ def imds(path, token, method="GET"):
 
 
 def main():
+    started = time.time()  # when the runner booted this instance (its process started)
     token = imds("/latest/api/token", None, method="PUT")
     instance_id = imds("/latest/meta-data/instance-id", token)
     index = imds("/latest/meta-data/ami-launch-index", token)
@@ -43,6 +44,7 @@ def main():
         "cwd": os.getcwd(),
         "has_access_key": "AWS_ACCESS_KEY_ID" in os.environ,
         "pid": os.getpid(),
+        "started": started,
     }
     print("instance-prog " + json.dumps(info, sort_keys=True), flush=True)
     mode = (user_data or "").strip()

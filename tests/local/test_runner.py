@@ -64,13 +64,14 @@ def test_reservation_of_three_goes_pending_to_running_with_own_metadata(
     prog_cloud: Any, boto3_client: Any
 ) -> None:
     ec2 = boto3_client("ec2")
-    service.configure(prog_cloud, boot_delay=1.5)
+    delay = 1.5
+    service.configure(prog_cloud, boot_delay=delay)
     response = ec2.run_instances(
         ImageId=prog_cloud.image_id, MinCount=3, MaxCount=3, UserData="sleep"
     )
     ids = [i["InstanceId"] for i in response["Instances"]]
     assert [i["State"]["Name"] for i in response["Instances"]] == ["pending"] * 3
-    assert {_state(ec2, i) for i in ids} == {"pending"}
+    launched = {i["InstanceId"]: i["LaunchTime"].timestamp() for i in response["Instances"]}
 
     for instance_id in ids:
         wait_for(lambda i=instance_id: _state(ec2, i) == "running", what=f"{instance_id} running")
@@ -84,6 +85,9 @@ def test_reservation_of_three_goes_pending_to_running_with_own_metadata(
         assert report["has_access_key"] is False
         assert report["cwd"].endswith(f"/instances/{instance_id}/root")
         assert pid_alive(report["pid"])
+        # held pending for the boot delay: its process started no sooner (a slow machine only
+        # makes the gap longer; a DescribeInstances within 1.5 s would race the timer)
+        assert report["started"] - launched[instance_id] >= delay, report
 
     ec2.terminate_instances(InstanceIds=ids)
     for instance_id in ids:

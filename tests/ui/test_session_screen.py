@@ -226,12 +226,19 @@ async def test_c_opens_console_of_the_jobs_instance(make_app, backend) -> None:
 
 async def test_perf_probe_measures_refresh_and_key_latency() -> None:
     """The probe the benchmark in bench/ calls (small here; bench runs 1,000 jobs)."""
+    from awsac_tui.testing.fixed_backend import big_snapshot
     from awsac_tui.testing.perf import measure
 
     result = await measure(n_jobs=40, ticks=2, keys=3, size=(100, 30))
     assert len(result.refresh_ms) == 2 and len(result.key_ms) == 3
-    assert all(ms > 0 for ms in result.refresh_ms + result.key_ms)
-    assert set(result.summary()) >= {"refresh_median_ms", "key_median_ms"}
+    # what it timed really happened: the table shows the last tick's states, the cursor moved
+    assert result.shown_statuses == tuple(j.status for j in big_snapshot(40, tick=2).jobs)
+    assert result.shown_statuses != tuple(j.status for j in big_snapshot(40, tick=1).jobs)
+    assert result.cursor_row == 3
+    assert all(0 < ms < 60_000 for ms in result.refresh_ms + result.key_ms)
+    summary = result.summary()
+    assert summary["refresh_median_ms"] <= summary["refresh_max_ms"]
+    assert summary["key_median_ms"] <= summary["key_max_ms"] == max(result.key_ms)
 
 
 async def test_polls_pause_while_the_app_is_in_the_background(make_app) -> None:
