@@ -61,6 +61,12 @@ class AwsacApp(App[int]):
     TITLE = "awsac"
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
+        # Tab moves the focus the moment the app reads it: Textual (8.2) forwards the keys that
+        # arrive in the same read as a Tab to the widget focused *before* it, so "ab<Tab>cd"
+        # typed fast ends as "abcd" in one box (docs/tui.md has the upstream report). A
+        # priority binding changes the focus before the next key is forwarded.
+        Binding("tab", "focus_next", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", show=False, priority=True),
         Binding("ctrl+t", "toggle_dark", "dark/light theme", show=False),
         Binding("question_mark", "help", "more", key_display="?"),
     ]

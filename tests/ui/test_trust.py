@@ -373,3 +373,44 @@ def test_awsac_local_runs_the_tui_on_the_local_cloud(monkeypatch) -> None:
     monkeypatch.setattr(cli, "run_tui", lambda local=False: seen.append(local) or 0)
     assert cli.main(["--local"]) == 0 and seen == [True]
     assert cli.main([]) == 0 and seen == [True, False]
+
+
+def _typed_in_one_read(app, keys: str) -> None:
+    """Post keys the way the driver does when they arrive in one read: all at once."""
+    from textual import events
+
+    for ch in keys:
+        if ch == "\t":
+            app.post_message(events.Key("tab", "\t"))
+        else:
+            app.post_message(events.Key(ch, ch))
+
+
+async def test_a_tab_typed_right_after_text_moves_on(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _compose(pilot)
+        assert app.focused is screen.query_one("#job-dir")
+        _typed_in_one_read(app, "ab\tcd")
+        await wait_for(pilot, lambda: screen.query_one("#shortdescr", Input).value == "cd")
+        assert screen.query_one("#job-dir", Input).value == "ab"
+
+
+async def test_textual_still_sends_keys_after_a_tab_to_the_old_widget() -> None:
+    """The upstream bug the app works around (docs/tui.md): a bare Textual app puts what
+    follows a Tab in the same read into the box the Tab left. When this fails, Textual fixed
+    it, and the priority Tab bindings in AwsacApp.BINDINGS may go."""
+    from textual.app import App
+
+    class Bare(App):
+        def compose(self):
+            yield Input(id="a")
+            yield Input(id="b")
+
+    app = Bare()
+    async with app.run_test() as pilot:
+        _typed_in_one_read(app, "ab\tcd")
+        await wait_for(pilot, lambda: app.focused is app.query_one("#b"))
+        await pilot.pause()
+        assert app.query_one("#a", Input).value == "abcd"
+        assert app.query_one("#b", Input).value == ""

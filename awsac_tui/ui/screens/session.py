@@ -147,7 +147,8 @@ def job_cells(job: JobView, now: datetime, gone: datetime | None = None) -> tupl
         started = job.runstarttime.strftime("%H:%M:%S")
         runtime = format_duration(((end or now) - job.runstarttime).total_seconds())
     status = status_text(job.status)
-    if job.error and job.status in ("failed", "lost", "killed"):
+    said = job.error and not (job.status == "killed" and job.error.startswith("killed"))
+    if said and job.status in ("failed", "lost", "killed"):
         status.append(f" {job.error}", style="red")  # cut here; enter shows the whole cause
     return (
         str(job.jobnr),
