@@ -33,8 +33,25 @@ def _write(entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def _statuses_of(service: str, op: str, params: Any) -> list[tuple[int | None, str]]:
+    """(job number, status) of every job status record the call writes (the agent's writer
+    sends several records due together as one BatchPutAttributes)."""
+    body = params.get("body") if isinstance(params, dict) else None
+    if service == "sdb" and op == "BatchPutAttributes" and isinstance(body, dict):
+        out = []
+        for k, v in body.items():
+            # Item.N.Attribute.M.Name = status -> Item.N.Attribute.M.Value, Item.N.ItemName
+            if k.startswith("Item.") and k.endswith(".Name") and v == "status":
+                item = str(body.get(k.split(".Attribute.")[0] + ".ItemName", ""))
+                nr = int(item[3:]) if item.startswith("job") and item[3:].isdigit() else None
+                out.append((nr, str(body.get(k[: -len("Name")] + "Value"))))
+        return out
+    nr, status = _status_of(service, op, params)
+    return [] if status is None else [(nr, status)]
+
+
 def _status_of(service: str, op: str, params: Any) -> tuple[int | None, str | None]:
-    """(job number, status) when the call writes a job status record, else (None, None)."""
+    """(job number, status) when the call writes one job status record, else (None, None)."""
     if not isinstance(params, dict):
         return None, None
     body = params.get("body")
@@ -78,8 +95,7 @@ def _install_hooks() -> None:
             if model.name == "TerminateInstances":  # its answer may never come: we get killed
                 _write({"k": "terminate", "t": time.time(), "pid": os.getpid(), "role": _role})
                 _stop_profile("worker")
-            nr, status = _status_of(service, model.name, params)
-            if status is not None:
+            for nr, status in _statuses_of(service, model.name, params):
                 _write({"k": "status", "t": time.time(), "job": nr, "status": status})
 
         def before_parse(operation_model: Any = None, response_dict: Any = None, **kw: Any) -> None:

@@ -31,6 +31,22 @@ def test_status_of_reads_simpledb_and_s3_status_writes() -> None:
         None,
     )
     assert agent_probe._status_of("sdb", "Select", {"body": body}) == (None, None)
+    batch = {
+        "Action": "BatchPutAttributes",
+        "Item.1.ItemName": "job4",
+        "Item.1.Attribute.1.Name": "status",
+        "Item.1.Attribute.1.Value": "finished",
+        "Item.2.ItemName": "job5",
+        "Item.2.Attribute.1.Name": "jobnr",
+        "Item.2.Attribute.1.Value": "5",
+        "Item.2.Attribute.2.Name": "status",
+        "Item.2.Attribute.2.Value": "running",
+    }
+    assert agent_probe._statuses_of("sdb", "BatchPutAttributes", {"body": batch}) == [
+        (4, "finished"),
+        (5, "running"),
+    ]
+    assert agent_probe._statuses_of("sdb", "PutAttributes", {"body": body}) == [(12, "waitforsave")]
 
 
 def test_call_counter_counts_calls_and_bytes() -> None:

@@ -82,6 +82,7 @@ QUICK_WAIT_DELAY_S = 0.25  # first looks at a new volume's state (then the confi
 QUICK_WAIT_ATTEMPTS = 6
 
 RESULTS_FILE = "results.tar.bz2"
+COPY_LIMIT = 5 * 1024**3  # S3's limit for a single CopyObject
 TRANSFER = TransferConfig(
     multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024
 )
@@ -307,7 +308,6 @@ class Worker:
         self._claim_empty = False
         self._claim_after = 0.0
         self._claim_failures = 0
-        self._candidates: List[Tuple[int, int]] = []
         self._rng = random.Random()
         self._volume_futures: Dict[str, "Future[None]"] = {}
 
@@ -385,7 +385,11 @@ class Worker:
         s3 = self.clients.s3
         s3.upload_file(str(path), self.ud.bucket, key, Config=TRANSFER, ExtraArgs=UPLOAD_ARGS)
         if also:
-            s3.copy({"Bucket": self.ud.bucket, "Key": key}, self.ud.bucket, also, Config=TRANSFER)
+            source = {"Bucket": self.ud.bucket, "Key": key}
+            if size < COPY_LIMIT:  # one CopyObject (the managed copy would HEAD the source first)
+                s3.copy_object(CopySource=source, Bucket=self.ud.bucket, Key=also)
+            else:
+                s3.copy(source, self.ud.bucket, also, Config=TRANSFER)
         copied = f" (and copied to {also})" if also else ""
         self.log(f"  finished upload {key}{copied} in {time.monotonic() - t0:.1f} s")
 
@@ -715,6 +719,7 @@ class Worker:
         self.running[job.jobnr] = RunningJob(
             job, record, proc, job_dir, log_path, fh, time.monotonic()
         )
+        self.log(f"  job {job.jobnr} started: {len(self.running)} of {self.cores} core(s) busy")
         if not written:
             self.submit(record)
 
@@ -801,44 +806,58 @@ class Worker:
             if self.claims_needed:
                 return self._claim_listed(wanted)
             max_attempts = self.ud.max_attempts or DEFAULT_MAX_ATTEMPTS
-            refilled = False
-            while len(claimed) < wanted:
-                if not self._candidates:
-                    if refilled:
-                        break
-                    found = self.store.claimable(len(self.all_jobs), limit=max(20, 4 * self.cores))
-                    self._rng.shuffle(found)
-                    self._candidates = found
-                    refilled = True
-                    if not found:
-                        break
-                n, attempt = self._candidates.pop()
-                if n not in self.all_jobs or attempt > max_attempts:
-                    continue
-                job = self.all_jobs[n]
-                if attempt > 1 and self.store.kind == "s3":
-                    known = self.store.get(n)
-                    if known is not None:
-                        self.known[n] = known
-                if n in self.controls.kills:
-                    rec = self.new_record(
-                        job,
-                        KILLED,
-                        attempt,
-                        error="killed on request before it started",
-                        runendtime=utcnow_iso(),
+            # a fresh list each time (an old one is full of jobs others took), a few refills
+            # when others win every race on it
+            for _ in range(4):
+                found = [
+                    (n, a)
+                    for n, a in self.store.claimable(
+                        len(self.all_jobs), limit=max(20, 4 * self.cores)
                     )
-                    if self.store.claim(rec):
-                        self.log(f"  job {n}: kill requested before it started (claimed as killed)")
-                        self.outcomes[n] = Outcome(n, KILLED, error=rec.error, attempt=attempt)
-                    continue
-                rec = self.new_record(job, RUNNING, attempt, runstarttime=utcnow_iso())
-                if self.store.claim(rec):
-                    self.log(f"  claimed job {n} (attempt {attempt})")
-                    claimed.append(rec)
+                    if n in self.all_jobs and a <= max_attempts
+                ]
+                if not found:
+                    return ClaimResult(claimed, not claimed)
+                self._rng.shuffle(found)
+                for n, attempt in found:
+                    if len(claimed) >= wanted:
+                        return ClaimResult(claimed, False)
+                    rec = self._claim_one(n, attempt, max_attempts)
+                    if rec is not None:
+                        claimed.append(rec)
+                if claimed:
+                    break
         except Exception as exc:  # noqa: BLE001 - the loop tries again later
             return ClaimResult(claimed, False, describe(exc))
-        return ClaimResult(claimed, not claimed and not self._candidates)
+        return ClaimResult(claimed, False)
+
+    def _claim_one(self, n: int, attempt: int, max_attempts: int) -> Optional[JobRecord]:
+        """Claim attempt ``attempt`` of job ``n``: its running record if this instance got it."""
+        assert self.store is not None
+        if n not in self.all_jobs or attempt > max_attempts:
+            return None
+        job = self.all_jobs[n]
+        if attempt > 1 and self.store.kind == "s3":
+            known = self.store.get(n)  # its history, which a whole-object write must carry
+            if known is not None:
+                self.known[n] = known
+        if n in self.controls.kills:
+            rec = self.new_record(
+                job,
+                KILLED,
+                attempt,
+                error="killed on request before it started",
+                runendtime=utcnow_iso(),
+            )
+            if self.store.claim(rec):
+                self.log(f"  job {n}: kill requested before it started (claimed as killed)")
+                self.outcomes[n] = Outcome(n, KILLED, error=rec.error, attempt=attempt)
+            return None
+        rec = self.new_record(job, RUNNING, attempt, runstarttime=utcnow_iso())
+        if self.store.claim(rec):
+            self.log(f"  claimed job {n} (attempt {attempt})")
+            return rec
+        return None
 
     def _claim_listed(self, wanted: int) -> ClaimResult:
         """A retry reservation: claim this instance's listed jobs as their pending attempt."""
@@ -868,7 +887,7 @@ class Worker:
                 self.log(f"  job {n} attempt {attempt} was claimed elsewhere")
         return ClaimResult(claimed, not self.jobs and not claimed)
 
-    def _claims(self, free: int, now: float) -> None:
+    def _claims(self, now: float) -> None:
         """Start, collect and act on claim rounds (main thread; the round runs on a thread)."""
         if self._claim is not None and self._claim.done():
             result = self._claim.result()
@@ -883,6 +902,7 @@ class Worker:
                 self._claim_empty = result.empty
             for rec in result.claimed:
                 self.begin_claimed(rec)
+        free = self.cores - len(self.running) - len(self.waiting)  # after the jobs just begun
         if (
             self._claim is None
             and free > 0
@@ -935,7 +955,7 @@ class Worker:
                     static_queue.pop(0)
                     busy = len(self.running) + len(self.waiting)
             else:
-                self._claims(cpi - busy, now)
+                self._claims(now)
                 self._start_waiting()
             self.fault_step("run", now - run_started)
             for n, rj in list(self.running.items()):

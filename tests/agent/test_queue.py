@@ -140,6 +140,9 @@ def test_200_uneven_jobs_run_exactly_once_on_at_most_4_instances(
         claims = {k for k in sess.keys() if k.startswith(s3layout.CLAIMS_PREFIX)}
         assert claims == {f"claims/job_{n}_attempt_1" for n in range(1, n_jobs + 1)}
     for log in logs:
+        # never more jobs at once than cores
+        busy = [int(n) for n in re.findall(r"started: (\d+) of \d+ core", log)]
+        assert busy and max(busy) <= cores, max(busy)
         # every instance worked, and attached the snapshot at most once
         assert log.count("instructed EC2 to create volume") <= 1
         assert "claimed job" in log
