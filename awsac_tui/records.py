@@ -24,6 +24,7 @@ from awsac_agent import s3layout
 from awsac_agent.errors import FormatError
 from awsac_agent.fsutil import atomic_write
 from awsac_agent.sessionid import is_session_id
+from awsac_agent.status import DEFAULT_STORE
 from awsac_agent.userdata import parse_userdata
 
 from .paths import record_path, sessions_dir
@@ -82,7 +83,7 @@ class SessionRecord:
     runuserdata: str = ""
     reservation_id: str | None = None
     cloud: CloudProfile = field(default_factory=CloudProfile)
-    status_store: str = "simpledb"
+    status_store: str = DEFAULT_STORE
     jobs: tuple[str, ...] = ()  # jobs.cfg lines "snapshot;script;count"
     key_name: str | None = None
     ssh_user: str = "ec2-user"
@@ -260,7 +261,7 @@ def read_paper_cfg(path: Path, text: str | None = None) -> SessionRecord:
         runuserdata=runuserdata,
         reservation_id=s.get("ec2_reservation_id") or None,
         cloud=cloud,
-        status_store=s.get("awsac_status_store", "simpledb"),
+        status_store=s.get("awsac_status_store", DEFAULT_STORE),
         path=path,
     )
 

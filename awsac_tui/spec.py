@@ -22,9 +22,8 @@ from awsac_agent.errors import FormatError, join_problems
 from awsac_agent.fsutil import atomic_write
 from awsac_agent.jobscfg import JobLine, check_scripts_exist, n_jobs, parse_jobs_cfg, read_jobs_cfg
 from awsac_agent.sessionid import check_shortdescr
-from awsac_agent.status import DEFAULT_MAX_ATTEMPTS
+from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, DEFAULT_STORE, STORE_KINDS, store_kinds_text
 
-StatusStoreKind = Literal["simpledb", "s3"]
 ImageMode = Literal["baked", "stock"]
 
 
@@ -65,7 +64,7 @@ class SessionSpec:
     spot: bool = False
     spot_max_price: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    status_store: StatusStoreKind = "simpledb"
+    status_store: str = DEFAULT_STORE  # a kind of status.STORE_KINDS
     cloud: CloudProfile = field(default_factory=CloudProfile)
     jobs_cfg: str = "jobs.cfg"  # relative to the spec file's directory
     job_dir: str | None = None  # directory archived as the session archive (default: spec's dir)
@@ -90,7 +89,6 @@ class SessionSpec:
     instance_types: tuple[str, ...] = ()
 
 
-STATUS_STORES = ("simpledb", "s3")
 IMAGE_MODES = ("baked", "stock")
 REQUIRED_KEYS = ("instance_type", "image_id", "bucket", "shortdescr")
 LEGACY_SECTION = "startinfo"
@@ -149,12 +147,6 @@ _KINDS: dict[str, int] = {
     "job_minutes": _OPT_FLOAT,
     "instance_types": _STR_LIST,
     "include": _STR_LIST,
-    "assignment": _STR,
-    "max_instances": _OPT_INT,
-    "max_vcpus": _OPT_INT,
-    "max_attempts": _OPT_INT,
-    "retry_failed": _BOOL,
-    "job_minutes": _OPT_FLOAT,
 }
 
 # The documented range of every number (docs/session-spec.md): (lowest, highest, lowest is
@@ -684,10 +676,10 @@ def _value_problems(
             f"{spec.image_owner!r} is not an image owner (give a 12-digit account id, "
             "'self' or 'amazon', or leave it out)",
         )
-    if spec.status_store not in STATUS_STORES:
+    if spec.status_store not in STORE_KINDS:
         bad(
             "status_store",
-            f'{spec.status_store!r} is not a status store (use "simpledb" or "s3")',
+            f"{spec.status_store!r} is not a status store (use {store_kinds_text(chr(34))})",
         )
     if spec.image_mode not in IMAGE_MODES:
         bad(

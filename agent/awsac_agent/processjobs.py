@@ -44,6 +44,7 @@ from .retry import describe
 from .sessionid import SESSION_TAG
 from .status import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_STORE,
     FAILED,
     FINISHED,
     HB_DRAINING,
@@ -408,7 +409,7 @@ class Worker:
             self.queue_mode = self.ud.assignment == QUEUE
             self.log(
                 f"  Session ID: {self.ud.session_id} ; CoresPerInstance: {self.ud.cores_per_instance}"
-                f" ; store: {self.ud.get('store', 'simpledb')} ; assignment: {self.ud.assignment}"
+                f" ; store: {self.ud.get('store', DEFAULT_STORE)} ; assignment: {self.ud.assignment}"
                 f" ; reservation: {self.ud.reservation}"
             )
         with self.log.step("getting information about this instance from the metadata"):

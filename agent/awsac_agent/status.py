@@ -46,6 +46,19 @@ RESULTS_NONE = "none"
 KILL_ATTRIBUTE = "kill"
 KILL_REQUESTED = "requested"
 
+# The status store's kinds, each with the name a user reads: SimpleDB (the paper's, the default)
+# and S3 only (portable: a cloud with EC2 and S3 alone). Spec, user-data, both stores and the
+# TUI take them from here.
+STORE_SIMPLEDB = "simpledb"
+STORE_S3 = "s3"
+STORE_KINDS: Dict[str, str] = {STORE_SIMPLEDB: "SimpleDB", STORE_S3: "S3 only"}
+DEFAULT_STORE = STORE_SIMPLEDB
+
+
+def store_kinds_text(quote: str = "") -> str:
+    """The kinds for a message: ``simpledb or s3`` (each in ``quote``)."""
+    return " or ".join(f"{quote}{kind}{quote}" for kind in STORE_KINDS)
+
 
 def item_name(jobnr: int) -> str:
     return f"job{jobnr}"

@@ -27,10 +27,13 @@ from .errors import FormatError
 from .retry import describe, error_code, requests_made
 from .status import (
     CLAIM_CONFLICT_CODES,
+    DEFAULT_STORE,
     KILL_ATTRIBUTE,
     KILL_REQUESTED,
     PENDING,
     S3_CLAIM_CONFLICT_CODES,
+    STORE_S3,
+    STORE_SIMPLEDB,
     WATCH_TTL_SECONDS,
     Heartbeat,
     JobRecord,
@@ -42,11 +45,11 @@ from .status import (
     select_all_jobs,
     select_pending,
     stale_attributes,
+    store_kinds_text,
     updated_iso,
 )
 
 Log = Optional[Callable[[str], None]]
-STORE_KINDS = ("simpledb", "s3")
 BATCH_ITEMS = 25  # SimpleDB's limit for BatchPutAttributes
 
 
@@ -117,7 +120,7 @@ class SimpleDbStore(StatusStore):
     write finds none (a session started without our client), once.
     """
 
-    kind = "simpledb"
+    kind = STORE_SIMPLEDB
 
     def __init__(self, sdb: Any, session_id: str, log: Log = None) -> None:
         self.sdb = sdb
@@ -290,7 +293,7 @@ class S3Store(StatusStore):
     Queue mode claims are objects ``claims/job_N_attempt_A`` created with ``If-None-Match: *``.
     """
 
-    kind = "s3"
+    kind = STORE_S3
 
     def __init__(self, s3: Any, bucket: str, session_id: str, log: Log = None) -> None:
         self.s3 = s3
@@ -458,12 +461,12 @@ def make_store(
     kind: Optional[str], clients: Any, bucket: str, session_id: str, log: Log = None
 ) -> StatusStore:
     """The store named by user-data ``store=`` (default simpledb); ``clients`` has .sdb and .s3."""
-    kind = (kind or "simpledb").lower()
-    if kind == "simpledb":
+    kind = (kind or DEFAULT_STORE).lower()
+    if kind == STORE_SIMPLEDB:
         return SimpleDbStore(clients.sdb, session_id, log)
-    if kind == "s3":
+    if kind == STORE_S3:
         return S3Store(clients.s3, bucket, session_id, log)
-    raise FormatError(f"user-data: store={kind!r} is not a status store (use simpledb or s3)")
+    raise FormatError(f"user-data: store={kind!r} is not a status store (use {store_kinds_text()})")
 
 
 def record_dict(record: JobRecord) -> Dict[str, Any]:

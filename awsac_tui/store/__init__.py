@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from awsac_agent.errors import FormatError
-from awsac_agent.status import JobRecord
+from awsac_agent.status import STORE_S3, STORE_SIMPLEDB, JobRecord, store_kinds_text
 
 from ..cloud import Cloud
 
@@ -62,16 +62,16 @@ class StatusStore(Protocol):
 
 
 def open_store(kind: str, cloud: Cloud, session_id: str, bucket: str) -> StatusStore:
-    """The status store of ``kind`` ('simpledb' or 's3') for a session."""
-    if kind == "simpledb":
+    """The status store of ``kind`` (a kind of ``status.STORE_KINDS``) for a session."""
+    if kind == STORE_SIMPLEDB:
         from .simpledb import SimpleDBStore
 
         return SimpleDBStore(cloud, session_id, bucket)
-    if kind == "s3":
+    if kind == STORE_S3:
         from .s3 import S3Store
 
         return S3Store(cloud, session_id, bucket)
-    raise FormatError(f"unknown status store kind {kind!r} (use 'simpledb' or 's3')")
+    raise FormatError(f"unknown status store kind {kind!r} (use {store_kinds_text(chr(39))})")
 
 
 __all__ = ["StatusStore", "StoreRead", "open_store"]

@@ -6,7 +6,15 @@ import asyncio
 import dataclasses
 
 from awsac_agent import s3layout
-from awsac_agent.status import LOST, TERMINAL, JobRecord, requeued, updated_iso, utcnow_iso
+from awsac_agent.status import (
+    LOST,
+    STORE_S3,
+    TERMINAL,
+    JobRecord,
+    requeued,
+    updated_iso,
+    utcnow_iso,
+)
 
 from ..cloud import Cloud, cloud_errors, error_code
 from . import StoreRead
@@ -16,7 +24,7 @@ from ._control import delete_keys, list_keys, put_kill_object
 class S3Store:
     """Async reader/writer of a session's status objects; re-reads only objects whose ETag changed."""
 
-    kind = "s3"
+    kind = STORE_S3
 
     def __init__(self, cloud: Cloud, session_id: str, bucket: str) -> None:
         self.cloud = cloud

@@ -7,6 +7,7 @@ from awsac_agent.status import (
     KILL_ATTRIBUTE,
     KILL_REQUESTED,
     LOST,
+    STORE_SIMPLEDB,
     TERMINAL,
     JobRecord,
     domain_name,
@@ -27,7 +28,7 @@ from ._control import delete_keys, list_keys, put_kill_object
 class SimpleDBStore:
     """Async reader/writer of a session's SimpleDB domain."""
 
-    kind = "simpledb"
+    kind = STORE_SIMPLEDB
 
     def __init__(self, cloud: Cloud, session_id: str, bucket: str) -> None:
         self.cloud = cloud

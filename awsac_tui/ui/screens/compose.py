@@ -25,6 +25,7 @@ from awsac_agent.jobscfg import (
     format_jobs_cfg_keeping,
     parse_jobs_cfg,
 )
+from awsac_agent.status import DEFAULT_STORE, STORE_KINDS
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -512,8 +513,8 @@ class ComposeScreen(Screen):
                 yield Select([], id="key-pair", compact=True, prompt="(none)")
                 yield Label("status store")
                 yield Select(
-                    [("SimpleDB", "simpledb"), ("S3 only", "s3")],
-                    value="simpledb",
+                    [(label, kind) for kind, label in STORE_KINDS.items()],
+                    value=DEFAULT_STORE,
                     allow_blank=False,
                     id="status-store",
                     compact=True,
@@ -797,7 +798,7 @@ class ComposeScreen(Screen):
             bucket=self._value("#bucket"),
             shortdescr=self._value("#shortdescr"),
             key_name=self._value("#key-pair") or None,
-            status_store=self._value("#status-store") or "simpledb",  # type: ignore[arg-type]
+            status_store=self._value("#status-store") or DEFAULT_STORE,
             jobs_per_instance=int(jpi) if jpi.isdigit() and int(jpi) > 0 else None,
             n_jobs=None,
             jobs_cfg="jobs.cfg",
