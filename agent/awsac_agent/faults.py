@@ -20,7 +20,11 @@ code a delay-only rule lets the call through). Rules of the pseudo-service ``age
 agent itself at a named step: ``agent:kill:step=run[:after=S]`` SIGKILLs the worker,
 ``agent:interrupt:step=run[:after=S]`` terminates the instance with no tear down (a spot
 interruption), ``agent:hang:job=N`` makes job N hang. Besides ``AWSAC_FAULTS``, the agent on the
-local cloud reads a session's own rules from ``awsac_faults.cfg`` in the session archive.
+local cloud reads a session's own rules from ``awsac_faults.cfg`` in the session archive. Rules of
+the pseudo-service ``cloud`` are the local cloud's own (awsac_tui/local/spot.py):
+``cloud:spot-interrupt:share=F[:seed=N][:after=S][:for=S][:notice=S]`` interrupts that share of
+the spot instances launched, each at a seeded random time between ``after`` and ``after + for``
+seconds after its launch, with ``notice`` seconds of notice (default 120, as EC2).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ LOG_ENV = "AWSAC_FAULTS_LOG"
 SESSION_FILE = "awsac_faults.cfg"
 AGENT = "agent"
 AGENT_ACTIONS = ("kill", "interrupt", "hang")
+CLOUD = "cloud"  # rules the local cloud itself acts on (awsac_tui/local/spot.py)
+CLOUD_ACTIONS = ("spot-interrupt",)
 _SERVICE_IDS = {"sdb": "simpledb", "simpledb": "simpledb", "s3": "s3", "ec2": "ec2", "sts": "sts"}
 
 
@@ -58,6 +64,9 @@ class FaultRule:
     step: str = ""  # agent rules: the step they act at
     after: float = 0.0  # agent rules: seconds into the step
     job: int = 0  # agent:hang: the job that hangs
+    share: float = 0.0  # cloud:spot-interrupt: the share of spot instances interrupted (0..1)
+    seed: int = 0  # cloud:spot-interrupt: which ones, and when (a seeded draw per launch)
+    notice: float = 120.0  # cloud:spot-interrupt: seconds of notice before the termination
 
     @property
     def delay_only(self) -> bool:
@@ -89,11 +98,11 @@ def parse_faults(text: str) -> List[FaultRule]:
         for p in parts[2:]:
             if "=" in p:
                 k, v = p.split("=", 1)
-                if k in ("fail", "skip", "status", "job"):
+                if k in ("fail", "skip", "status", "job", "seed"):
                     if not v.isdigit():
                         raise FormatError(f"{ENV}: {k}={v!r} in rule {raw!r} must be a number")
                     opts[k] = int(v)
-                elif k in ("for", "delay", "after"):
+                elif k in ("for", "delay", "after", "notice", "share"):
                     try:
                         opts["seconds" if k == "for" else k] = float(v)
                     except ValueError:
@@ -107,7 +116,7 @@ def parse_faults(text: str) -> List[FaultRule]:
                 else:
                     raise FormatError(
                         f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, "
-                        "code, match, for, delay, step, after, job)"
+                        "code, match, for, delay, step, after, job, share, seed, notice)"
                     )
             elif p:
                 code = p
@@ -120,6 +129,18 @@ def parse_faults(text: str) -> List[FaultRule]:
                 raise FormatError(f"{ENV}: rule {raw!r} needs job=N (the job that hangs)")
             if parts[1] != "hang" and not opts.get("step"):
                 raise FormatError(f"{ENV}: rule {raw!r} needs step=NAME (e.g. step=run)")
+            code = code or ""
+        elif service == CLOUD:
+            if parts[1] not in CLOUD_ACTIONS:
+                raise FormatError(
+                    f"{ENV}: rule {raw!r}: the local cloud can {', '.join(CLOUD_ACTIONS)}, "
+                    f"not {parts[1]!r}"
+                )
+            if not 0.0 < opts.get("share", 0.0) <= 1.0:
+                raise FormatError(
+                    f"{ENV}: rule {raw!r} needs share=F, the share of spot instances to interrupt "
+                    "(more than 0, at most 1)"
+                )
             code = code or ""
         elif code is None:
             code = "" if opts.get("delay") else "InternalError"

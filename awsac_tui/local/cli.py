@@ -80,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("directory", metavar="DIR", type=Path)
     snap.add_argument("--description", default="", metavar="TEXT")
     snap.add_argument("--json", action="store_true", help='print {"snapshot_id": ...}')
+    interrupt = sub.add_parser(
+        "interrupt",
+        help="a spot interruption: the notice on the instance's metadata, then EC2's reclaim",
+    )
+    interrupt.add_argument("instance", metavar="INSTANCE", help="a running spot instance (i-...)")
+    interrupt.add_argument(
+        "--notice",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds between the notice and the termination (default 120, as EC2)",
+    )
+    interrupt.add_argument("--json", action="store_true", help="print one JSON object")
     shell = sub.add_parser("shell", help="a local shell in an instance's root directory")
     shell.add_argument("instance", metavar="INSTANCE", help="instance id (i-...)")
     return parser
@@ -224,6 +237,19 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(args: argparse.Namespace) -> int:
+    served = service.interrupt(args.instance, args.notice)
+    if args.json:
+        print(json.dumps(served))
+        return 0
+    print(
+        f"{served['instance_id']}: spot interruption notice served at {served['noticed']}: "
+        f"{served['action']} at {served['time']} (in {served['notice_s']:g} s), then terminated "
+        f"with state reason {served['state_reason']}"
+    )
+    return 0
+
+
 def _shell(args: argparse.Namespace) -> int:
     info = service.running_info()
     if info is None:
@@ -270,6 +296,7 @@ COMMANDS = {
     "reset": _reset,
     "snapshot": _snapshot,
     "shell": _shell,
+    "interrupt": _interrupt,
 }
 
 

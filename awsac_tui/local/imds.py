@@ -44,6 +44,7 @@ class InstanceMetadata:
     local_hostname: str
     account_id: str
     user_data: bytes | None
+    life_cycle: str = "on-demand"  # "spot" when launched with InstanceMarketOptions spot
 
     def meta_data(self) -> dict[str, str]:
         """Leaf paths under /latest/meta-data/ and their values."""
@@ -52,6 +53,7 @@ class InstanceMetadata:
             "ami-launch-index": str(self.ami_launch_index),
             "hostname": self.local_hostname,
             "instance-id": self.instance_id,
+            "instance-life-cycle": self.life_cycle,
             "instance-type": self.instance_type,
             "local-hostname": self.local_hostname,
             "local-ipv4": self.local_ipv4,
@@ -79,6 +81,31 @@ class InstanceMetadata:
 
 VolumeLookup = Callable[[str], "dict[str, object] | None"]
 
+NOTICE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class SpotNotice:
+    """An interruption notice as EC2 serves it: the action and when it happens (UTC)."""
+
+    action: str  # "terminate" (also "stop", "hibernate" on EC2)
+    time: datetime  # when EC2 acts, aware UTC
+    noticed: datetime  # when the notice (and the rebalance recommendation) appeared
+
+    def instance_action(self) -> dict[str, str]:
+        return {"action": self.action, "time": self.time.strftime(NOTICE_TIME_FORMAT)}
+
+    def rebalance(self) -> dict[str, str]:
+        return {"noticeTime": self.noticed.strftime(NOTICE_TIME_FORMAT)}
+
+    def meta_data(self) -> dict[str, str]:
+        """The leaves EC2 adds under meta-data/ once a spot instance has its notice."""
+        return {
+            "spot/instance-action": json.dumps(self.instance_action()),
+            "spot/termination-time": self.time.strftime(NOTICE_TIME_FORMAT),
+            "events/recommendations/rebalance": json.dumps(self.rebalance()),
+        }
+
 
 def role_credentials() -> dict[str, str]:
     """The emulator's dummy credentials in the shape EC2 serves role credentials."""
@@ -101,6 +128,7 @@ class MetadataServer:
     def __init__(self, metadata: InstanceMetadata, volume_lookup: VolumeLookup) -> None:
         self.metadata = metadata
         self.volume_lookup = volume_lookup
+        self.spot_notice: SpotNotice | None = None  # set by the runner's interrupt; 404 before
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
         handler = _make_handler(self)
@@ -220,6 +248,9 @@ def _answer(owner: MetadataServer, path: str) -> tuple[int, bytes | str, str]:
         return 404, "Not Found", "text/plain"
     key = path[len(prefix) :]
     values = md.meta_data()
+    notice = owner.spot_notice
+    if notice is not None:
+        values.update(notice.meta_data())
     role_path = f"iam/security-credentials/{ROLE_NAME}"
     if key.rstrip("/") == role_path:
         return 200, json.dumps(role_credentials(), indent=2), "text/plain"

@@ -262,6 +262,21 @@ class InstanceRunner:
             target=self._end, args=(runtime, machine, imds), name=f"end-{instance_id}", daemon=True
         ).start()
 
+    def serve_notice(self, instance_id: str, notice: Any) -> bool:
+        """Serve a spot interruption notice (imds.SpotNotice) on the instance's metadata endpoint.
+
+        False when the instance has no metadata endpoint (not booted, or ended).
+        """
+        with self._lock:
+            runtime = self._runtimes.get(instance_id)
+        if runtime is None:
+            return False
+        with runtime.lock:
+            if runtime.imds is None or runtime.ended:
+                return False
+            runtime.imds.spot_notice = notice
+        return True
+
     # ---- volumes (for the metadata endpoint's device extension) -----------------------------
 
     def volume_attached(self, volume: Any) -> None:
@@ -441,6 +456,7 @@ class InstanceRunner:
             local_hostname=instance.private_dns_name,
             account_id=ACCOUNT_ID,
             user_data=user_data,
+            life_cycle="spot" if getattr(instance, "lifecycle", None) == "spot" else "on-demand",
         )
 
 

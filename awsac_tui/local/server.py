@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+from awsac_agent.errors import AwsacError
+
 from awsac_tui.local import ec2, simpledb
 from awsac_tui.local.common import (
     ACCOUNT_ID,
@@ -46,6 +48,7 @@ from awsac_tui.local.common import (
 )
 from awsac_tui.local.persistence import STATE_DIR_NAME, StateError, StateStore
 from awsac_tui.local.runner import InstanceRunner
+from awsac_tui.local.spot import InterruptError, SpotInterrupter
 
 log = logging.getLogger("awsac.local.server")
 
@@ -53,6 +56,7 @@ TOKEN_ENVIRON_KEY = "HTTP_" + SIDE_TOKEN_HEADER.upper().replace("-", "_")
 
 _runner: InstanceRunner | None = None
 _store: StateStore | None = None
+_spot: SpotInterrupter | None = None
 MOTO_DEFAULT_CLIENT_TOKEN = "ABCDE"  # what moto's RunInstances passes when no ClientToken is given
 
 
@@ -92,6 +96,8 @@ def install_ec2_patches() -> None:
             tokens[token] = reservation
         if _runner is not None:
             _runner.launched(list(reservation.instances))
+        if _spot is not None:
+            _spot.launched(list(reservation.instances))
         return reservation
 
     def stop(self: Any) -> Any:
@@ -532,7 +538,19 @@ class LocalCloudService:
                 if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
                     raise ValueError("boot_command must be a list of strings")
                 _runner.boot_command = list(command)
-            return 200, {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
+            answer = {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
+            if payload.get("faults") is not None and _spot is not None:
+                try:
+                    answer["faults"] = _spot.configure(str(payload["faults"]))
+                except AwsacError as exc:  # a rule that does not parse
+                    return 400, {"error": str(exc)}
+            return 200, answer
+        if name == "interrupt" and method == "POST" and _spot is not None:
+            notice = float(payload.get("notice", 120.0))
+            try:
+                return 200, _spot.interrupt(str(payload["instance_id"]), notice).as_dict()
+            except InterruptError as exc:
+                return exc.status, {"error": str(exc)}
         if name == "ec2":
             if method == "POST":
                 with BACKEND_LOCK:
@@ -540,6 +558,8 @@ class LocalCloudService:
             return 200, ec2.SETTINGS.as_dict()
         if name == "reset" and method == "POST":
             with self._lock, BACKEND_LOCK:
+                if _spot is not None:
+                    _spot.cancel_all()
                 _runner.stop_all()
                 _runner.wipe()
                 reset_backends()
@@ -619,6 +639,12 @@ class LocalCloudService:
             boot_delay=self.boot_delay,
             boot_command=self.boot_command,
         )
+        global _spot
+        _spot = SpotInterrupter(_runner, self.store.changing)
+        try:
+            _spot.configure(os.environ.get("AWSAC_FAULTS", ""))
+        except AwsacError as exc:  # a rule that does not parse: say so, run without it
+            log.error("%s", exc)
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
@@ -632,6 +658,7 @@ class LocalCloudService:
                 last_purge = time.monotonic()
                 self.housekeeping()
         log.info("stopping: ending every instance")
+        _spot.cancel_all()
         _runner.stop_all()
         server.shutdown()
         with BACKEND_LOCK:

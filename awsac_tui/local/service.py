@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "describe_state",
     "down",
     "ensure_up",
+    "interrupt",
     "local_dir",
     "make_snapshot",
     "reset",
@@ -232,10 +234,37 @@ def configure(
     *,
     boot_delay: float | None = None,
     boot_command: list[str] | None = None,
+    faults: str | None = None,
 ) -> dict[str, Any]:
-    """Change the boot delay and/or boot command of the running service (for later launches)."""
-    payload = {"boot_delay": boot_delay, "boot_command": boot_command}
-    return _side(info.endpoint, "config", payload)
+    """Change the boot delay, boot command and/or the local cloud's own fault rules (``cloud:...``
+    of the AWSAC_FAULTS format, e.g. ``cloud:spot-interrupt:share=0.5:seed=7``; "" clears them)
+    of the running service, for later launches."""
+    payload: dict[str, Any] = {"boot_delay": boot_delay, "boot_command": boot_command}
+    if faults is not None:
+        payload["faults"] = faults
+    try:
+        return _side(info.endpoint, "config", payload)
+    except urllib.error.HTTPError as exc:
+        raise LocalCloudError(f"the local cloud refused the settings: {_error_of(exc)}") from exc
+
+
+def interrupt(instance_id: str, notice: float = 120.0) -> dict[str, Any]:
+    """Serve a spot interruption notice to ``instance_id``; EC2's reclaim follows after ``notice`` s.
+
+    Returns {"instance_id", "action", "noticed", "time", "notice_s", "state_reason"}.
+    """
+    info = _require()
+    try:
+        return _side(info.endpoint, "interrupt", {"instance_id": instance_id, "notice": notice})
+    except urllib.error.HTTPError as exc:
+        raise LocalCloudError(f"cannot interrupt {instance_id}: {_error_of(exc)}") from exc
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("error") or exc)
+    except (OSError, ValueError, AttributeError):
+        return str(exc)
 
 
 def configure_ec2(info: LocalCloudInfo, **settings: Any) -> dict[str, Any]:
