@@ -71,6 +71,22 @@ def _status_of(service: str, op: str, params: Any) -> tuple[int | None, str | No
     return None, None
 
 
+def _statuses_of(service: str, op: str, params: Any) -> list[tuple[int | None, str]]:
+    """Every (job number, status) a call writes: one for a put, each item of a batch put."""
+    body = params.get("body") if isinstance(params, dict) else None
+    if service == "sdb" and op == "BatchPutAttributes" and isinstance(body, dict):
+        found = []
+        for key, value in body.items():
+            parts = key.split(".")  # Item.N.Attribute.M.Name
+            if len(parts) == 5 and parts[0] == "Item" and parts[4] == "Name" and value == "status":
+                item = str(body.get(f"Item.{parts[1]}.ItemName", ""))
+                nr = int(item[3:]) if item.startswith("job") and item[3:].isdigit() else None
+                found.append((nr, str(body.get(key[: -len("Name")] + "Value"))))
+        return found
+    nr, status = _status_of(service, op, params)
+    return [] if status is None else [(nr, status)]
+
+
 def _stop_profile(tag: str) -> None:
     global _profiler
     if _profiler is None or not PROFILE_DIR:

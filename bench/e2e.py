@@ -124,11 +124,15 @@ async def one_run(info: Any, state: Path, snapshot_id: str, *, profile: bool = F
     status = [e for e in entries if e["k"] == "status"]
     calls = [e for e in entries if e["k"] == "call"]
 
+    # the client pre-creates `pending` records and the agent merges writes (pending -> running,
+    # saving -> finished): a status never written takes the nearest written one's time
     def first(st: str) -> float:
-        return min(e["t"] for e in status if e["status"] == st)
+        times = [e["t"] for e in status if e["status"] == st]
+        return min(times) if times else min(e["t"] for e in status)
 
     def last(st: str) -> float:
-        return max(e["t"] for e in status if e["status"] == st)
+        times = [e["t"] for e in status if e["status"] == st]
+        return max(times) if times else max(e["t"] for e in status)
 
     b = [
         t0,
