@@ -18,14 +18,14 @@ from pathlib import Path
 from awsac_agent import s3layout
 from awsac_agent.errors import AwsacError
 from awsac_agent.jobscfg import JobLine
-from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, parse_iso
+from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, JobRecord, parse_iso
 
 from awsac_tui import records, session
 from awsac_tui.monitor import MonitorPool
 from awsac_tui.session import ComposeChoices
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.ui.backend import ConfirmCallback, ProgressCallback, SessionSummary, summarize
-from awsac_tui.views import SessionSnapshot
+from awsac_tui.views import JobView, SessionSnapshot, attempt_views
 
 
 class LiveBackend:
@@ -161,11 +161,15 @@ class LiveBackend:
                 for i in last.instances
             )
             return replace(last, instances=gone, volumes=(), notices=())
-        states = getattr(rec, "job_states", None) or {}
+        kept: dict[int, JobRecord] = {}
+        for attrs in getattr(rec, "final_jobs", ()) or ():  # the states cleanup kept
+            with contextlib.suppress(AwsacError, ValueError, TypeError, KeyError):
+                job_rec = JobRecord.from_attributes(attrs)
+                kept[job_rec.jobnr] = job_rec
         from awsac_tui.monitor import _record_jobs
 
         jobs = tuple(
-            replace(j, status=str(states.get(str(j.jobnr)) or states.get(j.jobnr) or "unknown"))
+            _kept_view(j, kept[j.jobnr]) if j.jobnr in kept else replace(j, status="unknown")
             for j in _record_jobs(rec)
         )
         snap = SessionSnapshot(rec.session_id, rec.cloud.describe(), self.now(), jobs)
@@ -256,8 +260,11 @@ class LiveBackend:
         result = await self._on(rec.cloud, lambda cloud: verb(rec, wanted, cloud=cloud))
         self._pool.forget(session_id)  # the record gained a reservation
         await self._record(session_id, reload=True)
-        numbers = getattr(result, "jobs", result)
-        return [int(n) for n in numbers] if numbers else list(jobs or [])
+        numbers = list(getattr(result, "jobs", ()) or ())
+        if not numbers:  # say why: each skipped job's reason
+            text = result.text() if hasattr(result, "text") else "no job to retry"  # type: ignore[attr-defined]
+            raise AwsacError(text)
+        return [int(n) for n in numbers]
 
     def instance_state(self, session_id: str, instance_id: str) -> str | None:
         snap = self._last.get(session_id)
@@ -360,3 +367,21 @@ class LiveBackend:
 
 async def _opened(cloud: session.Cloud) -> None:
     """Nothing: the pool opened (or failed to open) the Cloud for the profile."""
+
+
+def _kept_view(base: JobView, rec: JobRecord) -> JobView:
+    """A job as the status record kept by cleanup describes it."""
+    return replace(
+        base,
+        status=rec.status,
+        instance_id=rec.instance_id,
+        launchindex=rec.launchindex if rec.launchindex is not None else base.launchindex,
+        returncode=rec.returncode,
+        runstarttime=parse_iso(rec.runstarttime),
+        runendtime=parse_iso(rec.runendtime),
+        savestarttime=parse_iso(rec.savestarttime),
+        saveendtime=parse_iso(rec.saveendtime),
+        error=rec.error,
+        attempt=rec.attempt,
+        history=attempt_views(rec),
+    )

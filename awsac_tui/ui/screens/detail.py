@@ -68,7 +68,9 @@ def detail_text(
         if inst.state_reason and inst.state not in ("pending", "running"):
             where += f" ({inst.state_reason})"
     row("instance", where)
-    if job.status == "finished":
+    if job.results == "none":
+        row("results", "none: the job wrote no results.tar.bz2")
+    elif job.status == "finished":
         row("results", results)
     elif job.status in ("failed", "killed"):
         row("results", f"{results} (if the job wrote results.tar.bz2)")
