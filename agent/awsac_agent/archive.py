@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import ArchiveError, FormatError, join_problems
+from .fsutil import atomic_path
 from .redact import redact_stream
 
 SESSION_SIDE_FILES = ("awsac_all_instances_autorun.sh", "awsac-processjobs.pyz")
@@ -190,10 +191,8 @@ def build_processjobs_pyz(dest: PathLike) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dest = dest.with_name(dest.name + ".tmp")
-        zipapp.create_archive(root, tmp_dest, interpreter=PYZ_INTERPRETER, main=PYZ_ENTRY)
-        os.replace(tmp_dest, dest)
-    dest.chmod(0o755)
+        with atomic_path(dest, 0o755) as tmp_dest:
+            zipapp.create_archive(root, tmp_dest, interpreter=PYZ_INTERPRETER, main=PYZ_ENTRY)
     return dest
 
 
@@ -282,16 +281,9 @@ def _check_jobs_cfg(job_dir: Path, jobs_cfg_name: str, names: List[str]) -> None
 
 def _atomic_tar(out_path: Path, fill: Callable[[tarfile.TarFile], None]) -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(out_path.parent), prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out_path, 0o644) as tmp:
         with tarfile.open(tmp, "w:bz2", format=tarfile.PAX_FORMAT) as tar:
             fill(tar)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o755) -> None:

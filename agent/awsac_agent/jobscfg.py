@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import FormatError, join_problems
+from .fsutil import atomic_write
 
 SNAPSHOT_RE = re.compile(r"^snap-[0-9a-f]{8,17}$")
 SCRIPT_RE = re.compile(r"^[A-Za-z0-9._+@%=,/-]+$")
@@ -160,10 +161,7 @@ def format_jobs_cfg_keeping(
 
 def write_jobs_cfg(path: Union[str, Path], lines: Iterable[JobLine], header: str = "") -> None:
     """Write jobs.cfg atomically."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(format_jobs_cfg(lines, header), encoding="utf-8")
-    tmp.replace(p)
+    atomic_write(Path(path), format_jobs_cfg(lines, header).encode("utf-8"), 0o644)
 
 
 def expand_jobs(lines: Sequence[JobLine]) -> List[Job]:

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from awsac_agent.fsutil import atomic_write
+from awsac_agent.fsutil import atomic_write_json as write_json_atomic  # noqa: F401 - for local/
+
 from awsac_tui.paths import local_dir, state_dir  # noqa: F401 - the local cloud's API names them
 
 REGION = "us-east-1"
@@ -81,13 +84,7 @@ def side_token_path(local: Path | None = None) -> Path:
 def write_side_token(local: Path) -> str:
     """A new random token, written to ``local``/side-token with mode 0600; returns it."""
     token = secrets.token_urlsafe(32)
-    path = side_token_path(local)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, path)
+    atomic_write(side_token_path(local), (token + "\n").encode(), 0o600)  # 0600 from its birth
     return token
 
 
@@ -223,13 +220,6 @@ def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON so readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def remove_tree(path: Path) -> None:

@@ -118,6 +118,8 @@ def end_everything(grace: float) -> int:
 
 
 def _write_exit(path: Path, status: int) -> None:
+    # written whole (temporary file, rename) like fsutil.atomic_write, which this stdlib-only
+    # program (python -I) cannot import
     code = os.waitstatus_to_exitcode(status)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(f"{code}\n")
