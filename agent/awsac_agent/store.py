@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from . import s3layout
 from .errors import FormatError
 from .retry import describe, error_code, requests_made
+from .s3objects import EtagCache, delete_batches, deleted_keys
 from .status import (
     CLAIM_CONFLICT_CODES,
     DEFAULT_STORE,
@@ -301,8 +302,8 @@ class S3Store(StatusStore):
         self.session_id = session_id
         self.log = log
         self._cache: Dict[int, JobRecord] = {}
-        # read_all: key -> (ETag, record), so a refresh fetches only objects that changed
-        self._seen: Dict[str, Tuple[str, JobRecord]] = {}
+        # read_all fetches only the objects whose ETag changed since the read before
+        self._seen: EtagCache[JobRecord] = EtagCache()
         self.fetches = 0
 
     def put(self, record: JobRecord) -> JobRecord:
@@ -348,26 +349,21 @@ class S3Store(StatusStore):
 
     def read_all(self) -> List[JobRecord]:
         """Every record: one listing, then only the objects whose ETag changed since last time."""
-        records = []
-        seen: Dict[str, Tuple[str, JobRecord]] = {}
+        etags: Dict[str, str] = {}
+        jobnrs: Dict[str, int] = {}
         for obj in self._list(s3layout.status_prefix(self.session_id)):
-            key, etag = obj["Key"], obj.get("ETag", "")
-            kind, n = s3layout.classify(key)
-            if kind != "status" or n is None:
-                continue
-            known = self._seen.get(key)
-            if known is not None and etag and known[0] == etag:
-                seen[key] = known
-                records.append(known[1])
-                continue
+            kind, n = s3layout.classify(obj["Key"])
+            if kind == "status" and n is not None:
+                etags[obj["Key"]], jobnrs[obj["Key"]] = obj.get("ETag", ""), n
+        stale, _ = self._seen.sync(etags.items())
+        for key in stale:
             body = self._get_object(key)
             self.fetches += 1
-            if body is not None:
-                rec = self._parse(body, n)
-                seen[key] = (etag, rec)
-                records.append(rec)
-        self._seen = seen
-        return sorted(records, key=lambda r: r.jobnr)
+            if body is None:  # deleted since the listing
+                self._seen.drop(key)
+            else:
+                self._seen.put(key, etags[key], self._parse(body, jobnrs[key]))
+        return sorted(self._seen.values(), key=lambda r: r.jobnr)
 
     def claim(self, record: JobRecord) -> bool:
         key = s3layout.claim_key(self.session_id, record.jobnr, record.attempt)
@@ -431,10 +427,10 @@ class S3Store(StatusStore):
             )
             for o in self._list(p)
         ]
-        for i in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[i : i + 1000]]
-            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
+        for delete in delete_batches(keys):  # S3 names the keys it kept in Errors: they raise
+            deleted_keys(self.bucket, self.s3.delete_objects(Bucket=self.bucket, Delete=delete))
         self._cache.clear()
+        self._seen.clear()
 
 
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from awsac_agent import s3layout
+from awsac_agent.s3objects import delete_batches, deleted_keys
 from awsac_agent.status import KILL_REQUESTED, utcnow_iso
 
 from ..cloud import Cloud
@@ -28,22 +29,10 @@ async def list_keys(cloud: Cloud, bucket: str, prefix: str) -> list[tuple[str, s
 
 
 async def delete_keys(cloud: Cloud, bucket: str, keys: list[str]) -> list[str]:
-    """Delete ``keys`` in batches of 1000; returns the keys deleted."""
+    """Delete ``keys`` (batches of ``s3objects.delete_batches``); returns the keys deleted, and
+    raises CloudError when S3 names keys it could not delete."""
     s3 = await cloud.client("s3")
     done: list[str] = []
-    for i in range(0, len(keys), 1000):
-        batch = keys[i : i + 1000]
-        resp = await s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": False}
-        )
-        done.extend(d["Key"] for d in resp.get("Deleted", []) or [])
-        errors = resp.get("Errors") or []
-        if errors:
-            from awsac_agent.errors import CloudError
-
-            first = errors[0]
-            raise CloudError(
-                f"could not delete s3://{bucket}/{first.get('Key')}: {first.get('Code')} "
-                f"{first.get('Message')} ({len(errors)} objects failed; run cleanup again)"
-            )
+    for delete in delete_batches(keys):
+        done += deleted_keys(bucket, await s3.delete_objects(Bucket=bucket, Delete=delete))
     return done

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 from awsac_agent import s3layout
+from awsac_agent.s3objects import EtagCache
 from awsac_agent.status import (
     LOST,
     STORE_S3,
@@ -31,7 +32,7 @@ class S3Store:
         self.session_id = session_id
         self.bucket = bucket
         self.prefix = s3layout.status_prefix(session_id)
-        self._cache: dict[str, tuple[str, JobRecord | None]] = {}
+        self._cache: EtagCache[JobRecord | None] = EtagCache()
         self._unreadable: dict[str, str] = {}  # key -> why its record could not be read
         self.problems: list[str] = []
         self.fetches = 0  # objects downloaded so far (tests check the ETag cache with it)
@@ -71,21 +72,19 @@ class S3Store:
         as in the read before."""
         async with cloud_errors(f"reading s3://{self.bucket}/{self.prefix}"):
             listing = await list_keys(self.cloud, self.bucket, self.prefix)
-            changed = [k for k, etag, _ in listing if self._cache.get(k, ("", None))[0] != etag]
             etags = {k: etag for k, etag, _ in listing}
+            changed, gone = self._cache.sync(etags.items())
             sem = asyncio.Semaphore(16)
 
             async def one(key: str) -> None:
                 async with sem:
-                    self._cache[key] = (etags[key], await self._fetch(key))
+                    self._cache.put(key, etags[key], await self._fetch(key))
 
             await asyncio.gather(*(one(k) for k in changed))
-        for k in list(self._cache):
-            if k not in etags:
-                del self._cache[k]
-                self._unreadable.pop(k, None)
+        for k in gone:
+            self._unreadable.pop(k, None)
         self.problems = list(self._unreadable.values())
-        records = {r.jobnr: r for _, r in self._cache.values() if r is not None}
+        records = {r.jobnr: r for r in self._cache.values() if r is not None}
         return StoreRead([records[k] for k in sorted(records)], True)
 
     async def request_kill(self, jobnr: int) -> None:
@@ -132,7 +131,7 @@ class S3Store:
                 Body=rec.to_json().encode(),
                 ContentType="application/json",
             )
-        self._cache.pop(key, None)
+        self._cache.drop(key)
         return True
 
     async def put_pending(self, records: list[JobRecord]) -> None:
@@ -180,5 +179,5 @@ class S3Store:
             await s3.delete_object(
                 Bucket=self.bucket, Key=s3layout.kill_key(self.session_id, new.jobnr)
             )
-        self._cache.pop(key, None)
+        self._cache.drop(key)
         return new
