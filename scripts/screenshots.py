@@ -24,6 +24,7 @@ from awsac_tui.testing.fixed_backend import FixedBackend  # noqa: E402
 from awsac_tui.ui.app import AwsacApp  # noqa: E402
 from awsac_tui.ui.backend import Backend  # noqa: E402
 from awsac_tui.ui.screens.compose import ComposeScreen  # noqa: E402
+from awsac_tui.ui.screens.detail import JobDetailScreen  # noqa: E402
 from awsac_tui.ui.screens.log import LogScreen  # noqa: E402
 from awsac_tui.ui.screens.session import SessionScreen  # noqa: E402
 
@@ -137,15 +138,23 @@ async def shoot_live(out: Path, size: tuple[int, int]) -> list[Path]:
             def statuses() -> list[str]:
                 return [j.status for j in screen.snapshot.jobs] if screen.snapshot else []
 
-            await _until(pilot, lambda: "running" in statuses(), timeout=180)
-            await pilot.pause()
-            save("session_running")
-            running = next(j for j in screen.snapshot.jobs if j.status == "running")
-            log = LogScreen.for_job(sid, running)
-            await app.push_screen(log)
-            await _until(pilot, lambda: log.refreshes > 0 and bool(log.raw_lines), timeout=60)
-            save("log_live")
-            app.pop_screen()
+            def ended() -> bool:
+                return bool(statuses()) and set(statuses()) == {"finished"}
+
+            # the example's jobs take a second or two: the running phase may pass unseen
+            await _until(pilot, lambda: "running" in statuses() or ended(), timeout=300)
+            if not ended():
+                await pilot.pause()
+                save("session_running")
+                running = [j for j in screen.snapshot.jobs if j.status == "running"]
+                if running:
+                    log = LogScreen.for_job(sid, running[0])
+                    await app.push_screen(log)
+                    await _until(pilot, lambda: log.refreshes > 0, timeout=60)
+                    save("log_live")
+                    app.pop_screen()
+            else:
+                print("the jobs ended between two refreshes: no running screenshots this time")
             await _until(
                 pilot,
                 lambda: bool(statuses()) and set(statuses()) == {"finished"},
@@ -154,6 +163,13 @@ async def shoot_live(out: Path, size: tuple[int, int]) -> list[Path]:
             await pilot.pause()
             save("session")
             first = screen.snapshot.jobs[0]
+            by_id = {i.instance_id: i for i in screen.snapshot.instances}
+            detail = JobDetailScreen(sid, first, by_id, first.runendtime)
+            await app.push_screen(detail)
+            await _until(pilot, lambda: detail.log_lines is not None, timeout=60)
+            await pilot.pause()
+            save("detail")
+            app.pop_screen()
             log = LogScreen.for_job(sid, first)
             await app.push_screen(log)
             await _until(pilot, lambda: log.refreshes > 0, timeout=60)
@@ -174,6 +190,7 @@ async def shoot_live(out: Path, size: tuple[int, int]) -> list[Path]:
             compose = ComposeScreen(spec_path.parent)
             await app.push_screen(compose)
             await _until(pilot, lambda: compose.choices.instance_types != (), timeout=60)
+            await _until(pilot, lambda: compose.valid, timeout=60)  # the cloud has both
             compose.query_one("#lines").focus()
             await pilot.pause()
             save("compose")

@@ -317,7 +317,7 @@ class JobLineModal(ModalScreen[JobLine | None]):
                 + (f", {s.size_gib} GiB" if s.size_gib else "")
             )
         else:
-            about.update("not one of the cloud's snapshots (checked when you save)")
+            about.update("not one of the cloud's snapshots (the form asks the cloud)")
 
     def current(self) -> tuple[JobLine | None, list[str]]:
         typed = self.query_one("#snap-input", Input).value.strip()

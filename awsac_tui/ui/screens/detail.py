@@ -45,7 +45,7 @@ def detail_text(
     """Everything known about one job, as ``label  value`` rows (values wrap, never cut)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="grey50", justify="right", no_wrap=True)
-    grid.add_column(ratio=1)
+    grid.add_column(ratio=1, overflow="fold")
 
     def row(label: str, value: str | Text, style: str = "") -> None:
         grid.add_row(label, value if isinstance(value, Text) else Text(value, style=style))
