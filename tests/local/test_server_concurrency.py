@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import botocore.config
+import pytest
 
 from awsac_tui.local.common import AVAILABILITY_ZONE
 
@@ -40,6 +41,7 @@ def _fail_fast(local_cloud: Any) -> Any:
     )
 
 
+@pytest.mark.slow  # seconds alone, up to a minute on a loaded machine
 def test_concurrent_tag_writes_and_describes_all_answer_well_formed(local_cloud: Any) -> None:
     ec2 = _fail_fast(local_cloud)
     # many tagged resources: moto scans every resource's tags for each volume it describes, so a
