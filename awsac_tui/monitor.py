@@ -44,7 +44,6 @@ from . import records
 from .cloud import Cloud
 from .records import SessionRecord
 from .resources import (
-    GONE,
     InstanceTracker,
     VolumeTracker,
     state_of,
@@ -55,6 +54,8 @@ from .store import open_store
 from .store.heartbeat import HeartbeatListing, list_heartbeats, read_heartbeat
 from .sweep import last_good, sweep_session
 from .views import (
+    INSTANCE_GONE,
+    INSTANCE_UP,
     Changes,
     InstanceView,
     JobView,
@@ -338,7 +339,7 @@ class Monitor:
             dirty = set(self._base) | set(self._records)
         lost: list[tuple[int, str, datetime | None]] = []
         changed_jobs: set[int] = set()
-        alive = any(state_of(i) in ("pending", "running") for i in raw_instances)
+        alive = any(state_of(i) in INSTANCE_UP for i in raw_instances)
         for n in dirty:
             view = self._job_view(n, booted, alive, full, now, lost)
             old = self._views.get(n)
@@ -432,7 +433,7 @@ class Monitor:
         ):
             li = raw.get("AmiLaunchIndex")
             prev = out.get(li)
-            if prev is None or state_of(self.instances.known[prev]) in GONE:
+            if prev is None or state_of(self.instances.known[prev]) in INSTANCE_GONE:
                 out[li] = raw["InstanceId"]
         return out
 
@@ -487,7 +488,7 @@ class Monitor:
         if inst is not None:
             state = state_of(inst)
             why = state_reason(inst)
-            if state in GONE or state in STOPPED:
+            if state in INSTANCE_GONE or state in STOPPED:
                 ended = self.instances.ended_at(inst["InstanceId"]) or now
                 if job.status == PENDING:
                     reason = cause_never_started(inst["InstanceId"], state, why)

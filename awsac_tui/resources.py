@@ -17,11 +17,11 @@ from awsac_agent.sessionid import session_tag_filter
 
 from .cloud import Cloud, cloud_errors, error_code
 from .store._control import list_keys
+from .views import INSTANCE_GONE, INSTANCE_UP
 
 # Instance states other than running: an incremental refresh asks only for these (a running
 # instance that stays running does not change anything the views show).
 NOT_RUNNING = ("pending", "shutting-down", "terminated", "stopping", "stopped")
-GONE = ("shutting-down", "terminated")
 # Volume states other than in-use (an attached volume's view does not change while attached).
 NOT_IN_USE = ("creating", "available", "deleting", "deleted", "error")
 # EC2 answers FilterLimitExceeded above 200 filter values in one call (all filters together).
@@ -227,20 +227,20 @@ class InstanceTracker:
                 [tag, {"Name": "instance-id", "Values": chunk}],
                 _pick_instances,
             ):
-                if state_of(inst) in ("pending", "running"):
+                if state_of(inst) in INSTANCE_UP:
                     self.known[inst["InstanceId"]] = inst
                     changed.add(inst["InstanceId"])
         return changed
 
     def _note_gone(self, now: datetime) -> None:
         for iid, inst in self.known.items():
-            if state_of(inst) in GONE:
+            if state_of(inst) in INSTANCE_GONE:
                 self.first_seen_gone.setdefault(iid, now)
 
     def ended_at(self, iid: str) -> datetime | None:
         """When the instance went: EC2's transition time, else when we first saw it going."""
         inst = self.known.get(iid)
-        if inst is None or state_of(inst) not in (*GONE, "stopping", "stopped"):
+        if inst is None or state_of(inst) not in (*INSTANCE_GONE, "stopping", "stopped"):
             return None
         return transition_time(inst) or self.first_seen_gone.get(iid)
 

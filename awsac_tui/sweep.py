@@ -9,18 +9,30 @@ was killed during ``start``) is resolved from what the cloud holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from awsac_agent.retry import describe, is_retryable
 from awsac_agent.userdata import lease_grace as agent_lease_grace
 from awsac_agent.userdata import parse_userdata
 
+from . import records
+from .cloud import Cloud, translate
+from .records import SessionRecord
 from .resources import terminate_instances
+from .views import INSTANCE_GONE, Changes, SessionSnapshot
 
-ALIVE = ("pending", "running", "stopping", "stopped")
+
+class Swept(Protocol):
+    """What the sweep reads and updates of a Monitor (monitor.py sits above this module)."""
+
+    record: SessionRecord
+    cloud: Cloud
+    last: SessionSnapshot | None
 
 
-def lease_seconds(record: Any) -> float | None:
+def lease_seconds(record: SessionRecord) -> float | None:
     """The session's lease in seconds from its user-data (``lease_h``), or None when unknown."""
     ud = parse_userdata(record.runuserdata or "")
     try:
@@ -45,7 +57,7 @@ def lease_grace(lease: float) -> float:
 
 
 async def sweep_session(
-    monitor: Any, raw_instances: list[dict[str, Any]], now: datetime, reported: set[str]
+    monitor: Swept, raw_instances: list[dict[str, Any]], now: datetime, reported: set[str]
 ) -> list[str]:
     """Terminate instances past the lease; resolve a ``starting`` record. Returns notices.
 
@@ -62,7 +74,7 @@ async def sweep_session(
     late = [
         i["InstanceId"]
         for i in raw_instances
-        if i["State"]["Name"] in ALIVE
+        if i["State"]["Name"] not in INSTANCE_GONE  # up, or stopped: still the session's
         and isinstance(i.get("LaunchTime"), datetime)
         and (now - i["LaunchTime"]).total_seconds()
         > sweep_deadline(lease, i["InstanceId"] in reported)
@@ -76,13 +88,11 @@ async def sweep_session(
     return notices
 
 
-async def _resolve_starting(monitor: Any, raw_instances: list[dict[str, Any]]) -> str:
-    from . import records
-
+async def _resolve_starting(monitor: Swept, raw_instances: list[dict[str, Any]]) -> str:
     record = monitor.record
     sid = record.session_id
     if raw_instances:
-        if getattr(record, "path", None) is not None and records.record_path(sid).exists():
+        if record.path is not None and records.record_path(sid).exists():
             monitor.record = await asyncio.to_thread(
                 records.save_record, record.with_(state="running")
             )
@@ -96,17 +106,11 @@ async def _resolve_starting(monitor: Any, raw_instances: list[dict[str, Any]]) -
     )
 
 
-def last_good(monitor: Any, exc: BaseException) -> Any:
+def last_good(monitor: Swept, exc: BaseException) -> SessionSnapshot:
     """The monitor's last good snapshot with a notice, when the status store cannot be read.
 
     Raised again (as a user error) when there is no earlier snapshot or the error is not transient.
     """
-    import dataclasses
-
-    from awsac_agent.retry import describe, is_retryable
-
-    from .cloud import translate
-
     cause = exc.__cause__ if exc.__cause__ is not None else exc  # under cloud_errors' wrapper
     last = monitor.last
     if last is None or not is_retryable(cause):
@@ -115,6 +119,4 @@ def last_good(monitor: Any, exc: BaseException) -> Any:
         f"status store unavailable ({describe(cause)}); showing the last good snapshot "
         f"taken at {last.taken_at:%H:%M:%S}"
     )
-    from .views import Changes
-
     return dataclasses.replace(last, notices=(notice,), changes=Changes())

@@ -12,6 +12,11 @@ from typing import Any
 
 from awsac_agent.status import TERMINAL, JobRecord, history_of, parse_iso
 
+# EC2 instance states as the client groups them: up (booting or running: alive, and billed) and
+# gone (on its way out or out). stopping/stopped are neither: they may start again.
+INSTANCE_UP = frozenset({"pending", "running"})
+INSTANCE_GONE = frozenset({"shutting-down", "terminated"})
+
 
 @dataclass(frozen=True)
 class InstanceView:

@@ -37,11 +37,11 @@ from ..resources import (
     terminate_instances,
 )
 from ..store._control import delete_keys
+from ..views import INSTANCE_GONE
 from .common import Confirm, Say, ask, cloud_for, quiet, store_for, wait_until
 from .results import BOOKKEEPING_PREFIXES, names
 
 CLEANUP_KINDS = ("instances", "volumes", "store", "objects")
-GONE_STATES = ("shutting-down", "terminated")
 RELIST_ROUNDS = 5  # deletes repeated while the re-list still finds something
 
 
@@ -166,7 +166,7 @@ async def plan_cleanup(
         jobs = await store.read_all() if exists else []
         objects = await list_objects(c, record.bucket, prefix)
         uploads = await list_uploads(c, record.bucket, prefix)
-    alive = {i for i, s in live if s not in GONE_STATES}
+    alive = {i for i, s in live if s not in INSTANCE_GONE}
     running = tuple(
         sorted(
             (j.jobnr, j.instance_id or "?")

@@ -16,13 +16,13 @@ from .. import records
 from ..cloud import Cloud
 from ..records import SessionRecord
 from ..resources import describe_instances
+from ..views import INSTANCE_UP
 from .common import Say, SessionError, cloud_for, quiet, store_for
 from .launch import launch, rewrite_userdata
 from .start import client_token
 
 # What a user may name for another attempt (a finished job is done; a running one still runs).
 RETRYABLE_BY_NAME = (LOST, FAILED, KILLED)
-ALIVE_STATES = ("pending", "running")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ async def retry(
         alive = [
             i
             for i in await describe_instances(c, record.session_id)
-            if i.get("State", {}).get("Name") in ALIVE_STATES
+            if i.get("State", {}).get("Name") in INSTANCE_UP
         ]
         n_jobs = len(done)
         cap = record.max_instances

@@ -16,7 +16,7 @@ from awsac_agent.status import count_statuses
 
 from awsac_tui.session import ComposeChoices, StartPlan
 from awsac_tui.spec import CloudProfile, SessionSpec
-from awsac_tui.views import SessionSnapshot
+from awsac_tui.views import INSTANCE_UP, SessionSnapshot
 
 ProgressCallback = Callable[[str, float | None], None]
 """``progress(message, fraction)``: fraction in 0..1, or None when unknown."""
@@ -163,7 +163,7 @@ def summarize(
 ) -> SessionSummary:
     """A sessions-screen line from a snapshot: counts by status, instances alive, estimated cost."""
     job_counts = tuple(count_statuses(j.status for j in snap.jobs))
-    alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
+    alive = sum(1 for i in snap.instances if i.state in INSTANCE_UP)
     cost = None
     if hourly_price is not None:
         cost = instance_hours(snap, now) * hourly_price
@@ -187,7 +187,7 @@ def instance_hours(snap: SessionSnapshot, now: datetime) -> float:
     for inst in snap.instances:
         if inst.launch_time is None:
             continue
-        if inst.state in ("pending", "running"):
+        if inst.state in INSTANCE_UP:
             end = now
         else:
             ends = [

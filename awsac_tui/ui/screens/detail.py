@@ -17,7 +17,7 @@ from textual.widgets import Static
 from awsac_tui.ui.host import AwsacHost
 from awsac_tui.ui.screens.base import TitleBar, footer
 from awsac_tui.ui.widgets.status import status_text
-from awsac_tui.views import InstanceView, JobView
+from awsac_tui.views import INSTANCE_UP, InstanceView, JobView
 
 LAST_LINES = 12
 NOT_STARTED = "Not started yet: the job has no output."
@@ -65,7 +65,7 @@ def detail_text(
         where += f"  LI {job.launchindex}"
     if inst is not None:
         where += f"  {inst.state}"
-        if inst.state_reason and inst.state not in ("pending", "running"):
+        if inst.state_reason and inst.state not in INSTANCE_UP:
             where += f" ({inst.state_reason})"
     row("instance", where)
     if job.results == "none":

@@ -24,7 +24,7 @@ from awsac_tui.ui.widgets.status import (
     status_text,
 )
 from awsac_tui.ui.widgets.timeline import Timeline
-from awsac_tui.views import InstanceView, JobView, SessionSnapshot, VolumeView
+from awsac_tui.views import INSTANCE_UP, InstanceView, JobView, SessionSnapshot, VolumeView
 
 # Cells change in place without resizing columns (update_width=False), so every column whose
 # content grows after its first row gets a fixed width. The first three columns keep their
@@ -79,7 +79,7 @@ def format_duration(seconds: float | None) -> str:
 
 def instance_cells(inst: InstanceView, now: datetime, gone: datetime | None = None) -> tuple:
     """An instances-table row; the uptime stops when the instance went (``gone``)."""
-    alive = inst.state in ("pending", "running")
+    alive = inst.state in INSTANCE_UP
     end = now if alive else (inst.ended_at or gone)
     uptime = (
         format_duration((end - inst.launch_time).total_seconds())
@@ -246,7 +246,7 @@ class SessionScreen(PollingScreen):
             return self.awsac.scale_interval(60.0)
         if snap is None or not snap.instances or any(i.state == "pending" for i in snap.instances):
             return self.awsac.scale_interval(1.0)
-        alive = any(i.state in ("pending", "running") for i in snap.instances)
+        alive = any(i.state in INSTANCE_UP for i in snap.instances)
         if not alive and all(j.status in TERMINAL for j in snap.jobs):
             return self.awsac.scale_interval(15.0)
         if any(j.status == "pending" for j in snap.jobs):
@@ -264,7 +264,7 @@ class SessionScreen(PollingScreen):
 
     def instance_gone(self, inst: InstanceView | None, now: datetime) -> datetime | None:
         """When ``inst`` went (EC2's time, else when first seen gone); None while it is up."""
-        if inst is None or inst.state in ("pending", "running"):
+        if inst is None or inst.state in INSTANCE_UP:
             return None
         return inst.ended_at or self._seen_gone(inst.instance_id, now)
 
@@ -363,7 +363,7 @@ class SessionScreen(PollingScreen):
         counts = count_statuses(j.status for j in snap.jobs)
         done = sum(n for s, n in counts if s in TERMINAL)
         types = {i.instance_type for i in snap.instances if i.instance_type}
-        alive = sum(1 for i in snap.instances if i.state in ("pending", "running"))
+        alive = sum(1 for i in snap.instances if i.state in INSTANCE_UP)
         wide = self.size.width >= 100
         t = Text(f" {self.session_id} ", style="bold")
         t.append_text(progress_text(done, len(snap.jobs), 10 if wide else 0))
@@ -506,7 +506,7 @@ class SessionScreen(PollingScreen):
         if inst is None:
             self.notify("this row has no instance yet", severity="warning")
             return
-        if inst.state not in ("pending", "running"):
+        if inst.state not in INSTANCE_UP:
             self.notify(f"{inst.instance_id} is {inst.state}: no shell", severity="warning")
             return
         self.awsac.run_ssh(self.session_id, inst.instance_id)

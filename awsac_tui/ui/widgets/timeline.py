@@ -19,7 +19,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from awsac_tui.ui.widgets.status import STATUS_STYLE
-from awsac_tui.views import SessionSnapshot
+from awsac_tui.views import INSTANCE_GONE, SessionSnapshot
 
 LABEL_WIDTH = 9
 FLAG_WIDTH = 8  # room for ' silent' / ' gone' after the bars
@@ -79,7 +79,7 @@ def build_lanes(snap: SessionSnapshot) -> tuple[list[Lane], datetime | None]:
         by_li.setdefault(inst.launchindex, [])
         if inst.silent:
             flags[inst.launchindex] = "silent"
-        elif inst.state in ("terminated", "shutting-down"):
+        elif inst.state in INSTANCE_GONE:
             flags[inst.launchindex] = "gone"
     lanes: list[Lane] = []
     for li in sorted(by_li):
