@@ -85,7 +85,7 @@ async def one_run(info: Any, state: Path, one_agent: bool, profile: bool = False
                     break
                 assert time.monotonic() < deadline, f"{record.session_id} did not end"
                 await asyncio.sleep(0.5)
-            await session.cleanup(record, cloud=cloud)
+            await session.cleanup(record, cloud=cloud, force=True, kill_running=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     entries = read_call_log(call_log)

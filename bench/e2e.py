@@ -119,7 +119,7 @@ async def one_run(info: Any, state: Path, snapshot_id: str, *, profile: bool = F
                     client_prof.output_text(unicode=False, color=False)
                 )
             client_calls = counter.total
-            await session.cleanup(record, cloud=cloud)
+            await session.cleanup(record, cloud=cloud, force=True, kill_running=True)
     entries = read_call_log(call_log)
     status = [e for e in entries if e["k"] == "status"]
     calls = [e for e in entries if e["k"] == "call"]

@@ -266,7 +266,7 @@ async def measure_size(
                 await mon.refresh()
                 prof.stop()
                 profile_text = prof.output_text(unicode=False, color=False)
-            await session.cleanup(record, cloud=cloud)
+            await session.cleanup(record, cloud=cloud, force=True, kill_running=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         service.configure(info, boot_command=probe_boot_command())

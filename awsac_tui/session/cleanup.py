@@ -127,10 +127,12 @@ class CleanupReport:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     summary: str = ""
+    declined: bool = False  # the user answered no: nothing was removed, by choice
 
     @property
     def refused(self) -> bool:
-        return bool(self.kept)
+        """Whether a guard kept something (the CLI's exit code 1)."""
+        return bool(self.kept) and not self.declined
 
 
 def _is_output(rel: str, archive_name: str) -> bool:
@@ -399,6 +401,7 @@ async def cleanup(
             )
         ):
             report.kept.insert(0, "everything: you answered no")
+            report.declined = True
             report.summary = "removed nothing; kept everything (you answered no)"
             return report
         if terminate:

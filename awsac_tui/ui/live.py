@@ -18,14 +18,14 @@ from pathlib import Path
 from awsac_agent import s3layout
 from awsac_agent.errors import AwsacError
 from awsac_agent.jobscfg import JobLine
-from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, JobRecord, parse_iso
+from awsac_agent.status import DEFAULT_MAX_ATTEMPTS, parse_iso
 
 from awsac_tui import records, session
 from awsac_tui.monitor import MonitorPool
 from awsac_tui.session import ComposeChoices
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.ui.backend import ConfirmCallback, ProgressCallback, SessionSummary, summarize
-from awsac_tui.views import JobView, SessionSnapshot, attempt_views
+from awsac_tui.views import SessionSnapshot
 
 
 class LiveBackend:
@@ -150,29 +150,21 @@ class LiveBackend:
         return snap
 
     def _cleaned_snapshot(self, rec: records.SessionRecord) -> SessionSnapshot:
-        """What a cleaned session looked like last: its last snapshot here, else the job states
-        the record keeps; instances and volumes are gone."""
+        """A cleaned session as it was: the job states cleanup kept in the record, marked
+        cleaned (monitor.cleaned_snapshot, as `awsac check` shows it), with the instances of its
+        last snapshot here shown terminated."""
+        from awsac_tui.monitor import cleaned_snapshot
+
+        snap = cleaned_snapshot(rec, self.now())
         last = self._last.get(rec.session_id)
         if last is not None:
             gone = tuple(
-                replace(i, state="terminated", public_dns=None)
-                if i.state not in ("terminated",)
-                else i
+                i if i.state == "terminated" else replace(i, state="terminated", public_dns=None)
                 for i in last.instances
             )
-            return replace(last, instances=gone, volumes=(), notices=())
-        kept: dict[int, JobRecord] = {}
-        for attrs in getattr(rec, "final_jobs", ()) or ():  # the states cleanup kept
-            with contextlib.suppress(AwsacError, ValueError, TypeError, KeyError):
-                job_rec = JobRecord.from_attributes(attrs)
-                kept[job_rec.jobnr] = job_rec
-        from awsac_tui.monitor import _record_jobs
-
-        jobs = tuple(
-            _kept_view(j, kept[j.jobnr]) if j.jobnr in kept else replace(j, status="unknown")
-            for j in _record_jobs(rec)
-        )
-        snap = SessionSnapshot(rec.session_id, rec.cloud.describe(), self.now(), jobs)
+            if not rec.final_jobs:  # cleaned by an older awsac: the last states seen here
+                snap = replace(snap, jobs=last.jobs)
+            snap = replace(snap, instances=gone)
         self._last[rec.session_id] = snap
         return snap
 
@@ -367,21 +359,3 @@ class LiveBackend:
 
 async def _opened(cloud: session.Cloud) -> None:
     """Nothing: the pool opened (or failed to open) the Cloud for the profile."""
-
-
-def _kept_view(base: JobView, rec: JobRecord) -> JobView:
-    """A job as the status record kept by cleanup describes it."""
-    return replace(
-        base,
-        status=rec.status,
-        instance_id=rec.instance_id,
-        launchindex=rec.launchindex if rec.launchindex is not None else base.launchindex,
-        returncode=rec.returncode,
-        runstarttime=parse_iso(rec.runstarttime),
-        runendtime=parse_iso(rec.runendtime),
-        savestarttime=parse_iso(rec.savestarttime),
-        saveendtime=parse_iso(rec.saveendtime),
-        error=rec.error,
-        attempt=rec.attempt,
-        history=attempt_views(rec),
-    )
