@@ -191,17 +191,10 @@ class SimpleDbStore(StatusStore):
         return JobRecord.from_attributes(attrs, item_name(jobnr))
 
     def _select(self, expression: str) -> List[Dict[str, Any]]:
-        items: List[Dict[str, Any]] = []
-        token: Optional[str] = None
-        while True:
-            kwargs: Dict[str, Any] = {"SelectExpression": expression, "ConsistentRead": True}
-            if token:
-                kwargs["NextToken"] = token
-            resp = self.sdb.select(**kwargs)
-            items.extend(resp.get("Items") or [])
-            token = resp.get("NextToken")
-            if not token:
-                return items
+        pages = self.sdb.get_paginator("select").paginate(
+            SelectExpression=expression, ConsistentRead=True
+        )
+        return [item for page in pages for item in page.get("Items") or []]
 
     def read_all(self) -> List[JobRecord]:
         out = []

@@ -41,18 +41,13 @@ class SimpleDBStore:
     async def exists(self) -> bool:
         sdb = await self.cloud.client("sdb")
         async with cloud_errors(f"SimpleDB domain {self.domain}"):
-            token = None
-            while True:
-                kw = {"NextToken": token} if token else {}
-                resp = await sdb.list_domains(**kw)
-                if self.domain in (resp.get("DomainNames") or []):
+            async for page in sdb.get_paginator("list_domains").paginate():
+                if self.domain in (page.get("DomainNames") or []):
                     return True
-                token = resp.get("NextToken")
-                if not token:
-                    return False
+            return False
 
     async def read_all(self) -> list[JobRecord]:
-        """Every job record (select with NextToken paging); [] while the domain does not exist."""
+        """Every job record (select, paged); [] while the domain does not exist."""
         return (await self.read()).records
 
     async def read(self, since: str | None = None) -> StoreRead:
@@ -65,34 +60,31 @@ class SimpleDBStore:
             self._problems = {}
         else:
             expression = select_updated_since(self.session_id, since)
-        token = None
+        pages = sdb.get_paginator("select").paginate(
+            SelectExpression=expression, ConsistentRead=True
+        )
         async with cloud_errors(f"reading SimpleDB domain {self.domain}"):
-            while True:
-                kw = {"NextToken": token} if token else {}
+            try:
+                items = [item async for page in pages for item in page.get("Items") or []]
+            except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
+                if error_code(exc) == "NoSuchDomain":
+                    self.problems = []
+                    self._problems = {}
+                    return StoreRead([], True)
+                raise
+            for item in items:
+                name = item.get("Name")
                 try:
-                    resp = await sdb.select(SelectExpression=expression, ConsistentRead=True, **kw)
-                except Exception as exc:  # noqa: BLE001 - only the "no domain yet" case is normal
-                    if error_code(exc) == "NoSuchDomain":
-                        self.problems = []
-                        self._problems = {}
-                        return StoreRead([], True)
-                    raise
-                for item in resp.get("Items") or []:
-                    name = item.get("Name")
-                    try:
-                        rec = JobRecord.from_attributes(item.get("Attributes") or [], item["Name"])
-                    except (ValueError, TypeError) as exc:
-                        self._problems[str(name)] = (
-                            f"item {name!r} of SimpleDB domain {self.domain} is not a "
-                            f"job record ({exc}); its job is shown as pending until the agent "
-                            "writes it again"
-                        )
-                        continue
-                    self._problems.pop(str(name), None)
-                    records[rec.jobnr] = rec
-                token = resp.get("NextToken")
-                if not token:
-                    break
+                    rec = JobRecord.from_attributes(item.get("Attributes") or [], item["Name"])
+                except (ValueError, TypeError) as exc:
+                    self._problems[str(name)] = (
+                        f"item {name!r} of SimpleDB domain {self.domain} is not a "
+                        f"job record ({exc}); its job is shown as pending until the agent "
+                        "writes it again"
+                    )
+                    continue
+                self._problems.pop(str(name), None)
+                records[rec.jobnr] = rec
         self.problems = list(self._problems.values())
         return StoreRead([records[k] for k in sorted(records)], since is None)
 

@@ -33,14 +33,9 @@ def _put(sdb: Any, domain: str, item: str, **attrs: str) -> None:
 
 
 def _select_all(sdb: Any, expression: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"SelectExpression": expression}
-    while True:
-        page = sdb.select(**kwargs)
-        items.extend(page.get("Items", []))
-        if "NextToken" not in page:
-            return items
-        kwargs["NextToken"] = page["NextToken"]
+    """Every page, through botocore's paginator (as client and agent read)."""
+    pages = sdb.get_paginator("select").paginate(SelectExpression=expression)
+    return [item for page in pages for item in page.get("Items", [])]
 
 
 def _names(items: list[dict[str, Any]]) -> list[str]:
