@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
     ProfileNotFound,
+    WaiterError,
 )
 from botocore.parsers import ResponseParserError
 
@@ -113,6 +115,41 @@ async def cloud_errors(where: str = "") -> AsyncIterator[None]:
         yield
     except (BotoCoreError, ClientError, ResponseParserError) as exc:
         raise translate(exc, where) from exc
+
+
+WAITER_DELAY_ENV = "AWSAC_WAITER_DELAY_SECONDS"
+# seconds between a waiter's polls: EC2 itself takes tens of seconds to terminate (its own waiters
+# say 15); the local cloud answers at once
+DEFAULT_WAITER_DELAY = 5.0
+LOCAL_WAITER_DELAY = 0.5
+
+
+def waiter_delay(local: bool = False) -> float:
+    """Seconds between the polls of a waiter: ``AWSAC_WAITER_DELAY_SECONDS``, else the default
+    for a real or the local cloud."""
+    default = LOCAL_WAITER_DELAY if local else DEFAULT_WAITER_DELAY
+    try:
+        return max(0.05, float(os.environ.get(WAITER_DELAY_ENV, default)))
+    except ValueError:
+        return default
+
+
+async def wait_with(
+    cloud: Cloud, service: str, waiter: str, timeout: float, what: str, **params: Any
+) -> None:
+    """botocore's waiter ``waiter`` (e.g. ec2 instance_terminated) with ``params``, polling every
+    ``waiter_delay()`` seconds for at most ``timeout`` seconds; CloudError when it gives up."""
+    delay = waiter_delay(cloud.profile.local)
+    client = await cloud.client(service)
+    config = {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))}
+    try:
+        await client.get_waiter(waiter).wait(**params, WaiterConfig=config)
+    except WaiterError as exc:
+        last = exc.last_response or {}
+        why = (last.get("Error") or {}).get("Code") or exc.kwargs.get("reason") or "not yet"
+        raise CloudError(
+            f"timed out after {timeout:.0f} s waiting for {what} ({why}); run cleanup again"
+        ) from None
 
 
 class Cloud:

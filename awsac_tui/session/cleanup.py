@@ -26,7 +26,7 @@ from awsac_agent.status import (
 )
 
 from .. import records
-from ..cloud import Cloud, cloud_errors, error_code, translate
+from ..cloud import Cloud, cloud_errors, error_code, translate, wait_with
 from ..progress import human_size
 from ..records import SessionRecord
 from ..resources import (
@@ -213,14 +213,14 @@ async def plan_cleanup(
 async def terminate_and_wait(cloud: Cloud, session_id: str, ids: list[str], timeout: float) -> None:
     """Terminate ``ids`` and wait until EC2 reports every one terminated."""
     await terminate_instances(cloud, ids, f"cleanup of {session_id}")
-
-    async def all_terminated() -> bool:
-        now = {
-            i["InstanceId"]: i["State"]["Name"] for i in await describe_instances(cloud, session_id)
-        }
-        return all(now.get(i, "terminated") == "terminated" for i in ids)
-
-    await wait_until(all_terminated, timeout, f"instances {', '.join(ids)} to terminate")
+    await wait_with(
+        cloud,
+        "ec2",
+        "instance_terminated",
+        timeout,
+        f"instances {', '.join(ids)} to terminate",
+        InstanceIds=ids,
+    )
 
 
 async def delete_volumes(
@@ -258,11 +258,9 @@ async def delete_volumes(
                 async with cloud_errors(f"DeleteVolume {vid}"):
                     raise
 
-    async def volumes_gone() -> bool:
-        now = await describe_volumes(cloud, session_id)
-        return not [v for v in now if v["VolumeId"] in vids and v["State"] != "deleted"]
-
-    await wait_until(volumes_gone, timeout, "volumes to be deleted")
+    await wait_with(
+        cloud, "ec2", "volume_deleted", timeout, "volumes to be deleted", VolumeIds=vids
+    )
 
 
 async def delete_objects(cloud: Cloud, record: SessionRecord, only_prefix: str | None) -> list[str]:
