@@ -1029,8 +1029,7 @@ class Worker:
         else:
             status = FAILED if error else FINISHED
         self.submit(
-            saving.with_(status=status, saveendtime=utcnow_iso(), results=results, error=error),
-            urgent=True,
+            saving.with_(status=status, saveendtime=utcnow_iso(), results=results, error=error)
         )
         self.outcomes[n] = Outcome(n, status, saving.returncode, seconds, error, saving.attempt)
 

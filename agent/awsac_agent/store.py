@@ -52,6 +52,7 @@ from .status import (
 
 Log = Optional[Callable[[str], None]]
 BATCH_ITEMS = 25  # SimpleDB's limit for BatchPutAttributes
+BATCH_WINDOW_SECONDS = 0.5  # how long an end record waits for others to share its call
 
 
 def _stamped(record: JobRecord) -> JobRecord:
@@ -556,8 +557,9 @@ class StatusWriter:
 
     It keeps the newest record per job. A record is written once it is ``coalesce`` seconds old
     (a newer one for the same job replaces it meanwhile, so a quick save never shows as a write
-    of ``saving``), at once when terminal or urgent. Records due together go out in one call
-    (SimpleDB BatchPutAttributes, 25 items). A write that fails after botocore's own retries is
+    of ``saving``); a terminal one after ``BATCH_WINDOW_SECONDS`` (so that the jobs of an instance
+    that end together share a call), an urgent one at once. Records due together go out in one
+    call (SimpleDB BatchPutAttributes, 25 items). A write that fails after botocore's own retries is
     tried again after ``retry_seconds`` (doubling up to 30 s), with the newest record then known;
     the worker's loop never waits for any of it.
     """
@@ -585,7 +587,12 @@ class StatusWriter:
 
     def submit(self, record: JobRecord, urgent: bool = False) -> None:
         now = self.clock()
-        due = now if (urgent or record.terminal) else now + self.coalesce
+        if urgent:
+            due = now
+        elif record.terminal:
+            due = now + min(self.coalesce, BATCH_WINDOW_SECONDS)
+        else:
+            due = now + self.coalesce
         with self._cond:
             old = self._queue.get(record.jobnr)
             if old is not None:
