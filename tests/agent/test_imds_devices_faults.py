@@ -194,7 +194,11 @@ def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "user_data, says",
-    [(None, "has no user-data"), ("#!/bin/bash\necho someone else's instance\n", "not ours")],
+    [
+        (None, "has no user-data"),
+        ("#!/bin/bash\necho someone else's instance\n", "a script with no awsac session line"),
+        ("key=value for another tool\n", "not ours"),
+    ],
 )
 def test_autorun_without_our_user_data_exits_0(
     user_data: str | None,
