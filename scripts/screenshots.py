@@ -123,7 +123,7 @@ async def shoot_live(out: Path, size: tuple[int, int]) -> list[Path]:
         sid = await backend.start(spec, jobs, spec_path.parent, lambda m, f: None, yes)
         assert sid is not None
         out.mkdir(parents=True, exist_ok=True)
-        app = AwsacApp(backend, interval_scale=0.3)
+        app = AwsacApp(backend, interval_scale=0.1)
         async with app.run_test(size=size) as pilot:
 
             def save(name: str) -> None:

@@ -207,12 +207,14 @@ async def test_bad_line_is_refused_in_the_dialog(make_app) -> None:
         screen.query_one("#lines").focus()
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, JobLineModal))
-        app.screen.query_one("#snap-input", Input).value = "snap-xyz"
-        app.screen.query_one("#script-input", Input).value = "../evil.sh"
-        await pilot.click("#script-input")
-        await pilot.press("enter")
         modal = app.screen
-        assert isinstance(modal, JobLineModal)
+        await wait_for(pilot, lambda: bool(modal.query("#snap-input")))
+        modal.query_one("#snap-input", Input).value = "snap-xyz"
+        modal.query_one("#script-input", Input).value = "../evil.sh"
+        modal.query_one("#script-input", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: str(modal.query_one("#line-problems").render()) != "")
+        assert app.screen is modal
         problems = str(modal.query_one("#line-problems").render())
         assert "not a snapshot id" in problems and "outside the session archive" in problems
         await pilot.press("escape")

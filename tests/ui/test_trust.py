@@ -414,3 +414,28 @@ async def test_textual_still_sends_keys_after_a_tab_to_the_old_widget() -> None:
         await pilot.pause()
         assert app.query_one("#a", Input).value == "abcd"
         assert app.query_one("#b", Input).value == ""
+
+
+def test_the_plan_shows_the_queue_its_time_and_the_quota() -> None:
+    from awsac_tui.ui.screens.compose import PlanInput, describe_plan
+
+    text = str(
+        describe_plan(
+            PlanInput(
+                10_000,
+                2,
+                "c5.large",
+                0.085,
+                queue=True,
+                max_instances=32,
+                job_minutes=1,
+                vcpu_quota=64,
+                vcpus=2,
+            )
+        )
+    )
+    assert "10,000 jobs on 32 × c5.large\n(64 cores, a queue)" in text
+    assert "about 2.6 h at 1 min a job" in text  # 157 rounds of 64 jobs
+    assert "64 of 64 vCPUs quota" in text
+    static = str(describe_plan(PlanInput(4, 2, "c5.large", vcpu_quota=2, vcpus=2)))
+    assert "needs 4 vCPUs: quota 2" in static
