@@ -8,16 +8,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
+APP_NAME = "awsac"
+
 
 def state_dir() -> Path:
-    """awsac's state directory: $AWSAC_STATE_DIR, else $XDG_STATE_HOME/awsac, else ~/.local/state/awsac."""
+    """awsac's state directory: $AWSAC_STATE_DIR, else the platform's user state directory
+    (platformdirs: $XDG_STATE_HOME/awsac, else ~/.local/state/awsac on Linux)."""
     explicit = os.environ.get("AWSAC_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "awsac"
-    return Path.home() / ".local" / "state" / "awsac"
+    return platformdirs.user_state_path(APP_NAME)
 
 
 def sessions_dir() -> Path:

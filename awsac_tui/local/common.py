@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from awsac_agent.fsutil import atomic_write
 from awsac_agent.fsutil import atomic_write_json as write_json_atomic  # noqa: F401 - for local/
 
@@ -199,19 +200,13 @@ def make_instance_root(instance_dir: Path) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
+    """Whether process ``pid`` exists and is not a zombie (psutil reads the process table)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    # the state field follows the parenthesised command name
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> None:
