@@ -9,11 +9,12 @@ import bz2
 import collections
 import contextlib
 import tarfile
+import time
 from collections.abc import Callable
 
 from awsac_agent import s3layout
 from awsac_agent.archive import safe_relpath
-from awsac_agent.status import TERMINAL
+from awsac_agent.status import TERMINAL, WATCH_REFRESH_SECONDS, watch_body
 
 from ..cloud import Cloud, cloud_errors, error_code
 from ..records import SessionRecord
@@ -153,9 +154,33 @@ async def job_ended(record: SessionRecord, jobnr: int, *, cloud: Cloud | None = 
         return (await _status(record, jobnr, c)) in TERMINAL
 
 
+# when this process last set each job's watch flag: (bucket, session, job) -> monotonic time
+_watching: dict[tuple[str, str, int], float] = {}
+
+
+async def watch(record: SessionRecord, jobnr: int, cloud: Cloud) -> None:
+    """Ask the job's agent for its live tail: the watch flag under control/ (the agent uploads
+    ``live/job_N.log`` only while a viewer refreshes it), set at most every
+    WATCH_REFRESH_SECONDS by this process."""
+    key = (record.bucket, record.session_id, jobnr)
+    now = time.monotonic()
+    if now - _watching.get(key, -1e9) < WATCH_REFRESH_SECONDS:
+        return
+    s3 = await cloud.client("s3")
+    async with cloud_errors(f"asking job {jobnr}'s agent for its live log"):
+        await s3.put_object(
+            Bucket=record.bucket,
+            Key=s3layout.watch_key(record.session_id, jobnr),
+            Body=watch_body().encode(),
+        )
+    _watching[key] = now
+
+
 async def live_tail(record: SessionRecord, jobnr: int, *, cloud: Cloud | None = None) -> str:
-    """The rolling tail of a running job's output (``live/job_N.log``), '' when there is none."""
+    """The rolling tail of a running job's output (``live/job_N.log``), '' when there is none.
+    Reading it sets the job's watch flag, so that the agent keeps it fresh while it is read."""
     async with cloud_for(record, cloud) as c:
+        await watch(record, jobnr, c)
         s3 = await c.client("s3")
         key = s3layout.live_log_key(record.session_id, jobnr)
         try:

@@ -206,31 +206,38 @@ class SimpleDBStore:
 
     async def requeue(self, record: JobRecord) -> JobRecord | None:
         """Put job ``record`` back to pending as its next attempt (a retry), unless its status
-        changed since ``record`` was read (then None). The ended attempt goes into history."""
+        changed since ``record`` was read (then None). The ended attempt goes into history.
+
+        The ended attempt's attributes go first (conditional on its status, which no agent
+        claims), then the pending record (same condition): a queue agent can claim the job only
+        once it is pending, so its claim never loses an attribute to this retry."""
         sdb = await self.cloud.client("sdb")
         new = requeued(record)
-        attrs = [
-            {"Name": k, "Value": v, "Replace": True} for k, v in sorted(new.to_attributes().items())
-        ]
+        expected = {"Name": "status", "Value": record.status, "Exists": True}
+        item = item_name(record.jobnr)
         async with cloud_errors(f"re-queueing job {record.jobnr}"):
             try:
+                stale = {k: v for k, v in stale_attributes(record, new).items() if k != "status"}
+                if stale:
+                    await sdb.delete_attributes(
+                        DomainName=self.domain,
+                        ItemName=item,
+                        Attributes=[{"Name": k, "Value": v} for k, v in stale.items()],
+                        Expected=expected,
+                    )
                 await sdb.put_attributes(
                     DomainName=self.domain,
-                    ItemName=item_name(record.jobnr),
-                    Attributes=attrs,
-                    Expected={"Name": "status", "Value": record.status, "Exists": True},
+                    ItemName=item,
+                    Attributes=[
+                        {"Name": k, "Value": v, "Replace": True}
+                        for k, v in sorted(new.to_attributes().items())
+                    ],
+                    Expected=expected,
                 )
             except Exception as exc:  # noqa: BLE001
                 if error_code(exc) in ("ConditionalCheckFailed", "AttributeDoesNotExist"):
                     return None
                 raise
-            stale = stale_attributes(record, new)
-            if stale:
-                await sdb.delete_attributes(
-                    DomainName=self.domain,
-                    ItemName=item_name(record.jobnr),
-                    Attributes=[{"Name": k, "Value": v} for k, v in stale.items()],
-                )
             # the kill request's mirror under control/ belonged to the ended attempt
             s3 = await self.cloud.client("s3")
             await s3.delete_object(

@@ -231,3 +231,38 @@ def test_watch_with_retry_stops_after_max_attempts_and_lists_both_causes(
     rc, out, err = cli("retry", sid)
     assert rc == 1 and "max_attempts = 2" in out
     audit(boto3_client, sid)
+
+
+PRINTING_JOB = """#!/bin/sh
+i=0
+while [ $i -lt 100 ]; do echo "line $i of a running job"; i=$((i+1)); sleep 0.3; done
+"""
+
+
+def test_logs_of_a_running_job_ask_the_agent_for_its_live_tail(
+    cli, tmp_path: Path, local_cloud: Any, boto3_client
+) -> None:
+    """The agent uploads live/job_N.log only while a viewer sets the watch flag: `awsac logs`
+    sets it, and the tail appears while the job runs."""
+    d = job_dir(tmp_path, local_cloud, PRINTING_JOB, 1)
+    rc, out, err = cli("start", str(d / "session.toml"), "--yes", "--json")
+    assert rc == 0, err
+    sid = json.loads(out)["session_id"]
+    wait_for(lambda: job(check(cli, sid), 1)["status"] == "running", 60, "job 1 running")
+    keys = lambda: {  # noqa: E731
+        o["Key"].split("/", 1)[1]
+        for o in boto3_client("s3").list_objects_v2(Bucket=BUCKET, Prefix=sid).get("Contents", [])
+    }
+    assert "control/watch_job_1" not in keys()
+    text = wait_for(
+        lambda: (r := cli("logs", sid, "1")) and "line" in r[1] and r[1], 40, "a live tail"
+    )
+    assert "of a running job" in text
+    assert "control/watch_job_1" in keys()
+    boto3_client("ec2").terminate_instances(
+        InstanceIds=[i["instance_id"] for i in check(cli, sid)["instances"]]
+    )
+    wait_for(lambda: job(check(cli, sid), 1)["status"] == "lost", 30, "job 1 lost")
+    rc, out, err = cli("cleanup", sid, "--yes", "--force")
+    assert rc == 0, out + err
+    audit(boto3_client, sid)
