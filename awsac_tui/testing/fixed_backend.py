@@ -19,6 +19,7 @@ from awsac_tui.session import (
     ComposeChoices,
     ImageInfo,
     InstanceTypeInfo,
+    Quota,
     SnapshotInfo,
     StartPlan,
 )
@@ -294,6 +295,7 @@ class FixedBackend:
     cloud_problem: str | None = None
     """What ``probe_cloud`` answers (None: the cloud answers); ``start_local_cloud`` clears it."""
     max_attempts: int = 3
+    quota: Quota | None = None
 
     @classmethod
     def demo(cls, with_big: bool = True) -> FixedBackend:
@@ -332,6 +334,9 @@ class FixedBackend:
         info = SnapshotInfo(snap_id, description or directory.name)
         self.choices = replace(self.choices, snapshots=(info, *self.choices.snapshots))
         return snap_id
+
+    async def account_quota(self) -> Quota | None:
+        return self.quota
 
     async def check_references(
         self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from awsac_agent.jobscfg import JobLine
 from awsac_agent.status import count_statuses
 
-from awsac_tui.session import ComposeChoices, StartPlan
+from awsac_tui.session import ComposeChoices, Quota, StartPlan
 from awsac_tui.spec import CloudProfile, SessionSpec
 from awsac_tui.views import INSTANCE_UP, SessionSnapshot
 
@@ -83,6 +83,10 @@ class Backend(Protocol):
         ...
 
     async def compose_choices(self) -> ComposeChoices: ...
+
+    async def account_quota(self) -> Quota | None:
+        """The account's On-Demand vCPU quota (or instance limit) where the cloud says it."""
+        ...
 
     async def check_references(
         self, spec: SessionSpec, jobs: Sequence[JobLine], spec_dir: Path

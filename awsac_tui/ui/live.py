@@ -173,6 +173,9 @@ class LiveBackend:
     async def compose_choices(self) -> ComposeChoices:
         return await self._on(await self._profile(), session.compose_choices)  # type: ignore[return-value]
 
+    async def account_quota(self) -> session.Quota | None:
+        return await self._on(await self._profile(), session.read_quota)  # type: ignore[return-value]
+
     def _spec_cloud(self, spec: SessionSpec) -> CloudProfile:
         return spec.cloud if spec.cloud != CloudProfile() else self.compose_cloud()
 

@@ -439,3 +439,17 @@ def test_the_plan_shows_the_queue_its_time_and_the_quota() -> None:
     assert "64 of 64 vCPUs quota" in text
     static = str(describe_plan(PlanInput(4, 2, "c5.large", vcpu_quota=2, vcpus=2)))
     assert "needs 4 vCPUs: quota 2" in static
+
+
+async def test_compose_shows_the_accounts_quota(make_app, backend, tmp_path) -> None:
+    from textual.widgets import Static
+
+    from awsac_tui.session import Quota
+
+    backend.quota = Quota(2, "vCPUs", "Service Quotas L-1216C47A")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _compose(pilot, _job_dir(tmp_path))
+        plan = screen.query_one("#plan", Static)
+        await wait_for(pilot, lambda: "quota" in str(plan.content))
+        assert "needs 4 vCPUs: quota 2" in str(plan.content)  # 2 x c5.large: more than 2

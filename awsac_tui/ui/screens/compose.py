@@ -100,6 +100,7 @@ class PlanInput:
     job_minutes: float | None = None
     vcpu_quota: int | None = None
     vcpus: int | None = None  # of the instance type (the quota counts vCPUs, not job slots)
+    instance_quota: int | None = None  # where the account states instances, not vCPUs
 
 
 def describe_plan(plan: PlanInput | int, cpi: int = 0, price: float | None = None) -> Text:
@@ -146,6 +147,11 @@ def describe_plan(plan: PlanInput | int, cpi: int = 0, price: float | None = Non
             t.append(f"\nneeds {need} vCPUs: quota {plan.vcpu_quota}", style="bold red")
         else:
             t.append(f"\n{need} of {plan.vcpu_quota} vCPUs quota", style="grey50")
+    if plan.instance_quota is not None:
+        if n_inst > plan.instance_quota:
+            t.append(f"\nneeds {n_inst} instances: limit {plan.instance_quota}", style="bold red")
+        else:
+            t.append(f"\n{n_inst} of {plan.instance_quota} instances limit", style="grey50")
     if plan.price is not None:
         t.append(f"\n~${n_inst * plan.price:.2f}/h while running", style="grey50")
     return t
@@ -483,6 +489,7 @@ class ComposeScreen(Screen):
         self.saved: tuple | None = None
         """The draft as last loaded or saved: Esc asks first when it changed."""
         self.loading = False
+        self.quota: object | None = None  # session.Quota, once read
 
     @property
     def awsac(self) -> AwsacHost:
@@ -582,6 +589,11 @@ class ComposeScreen(Screen):
             self.awsac.report_error("listing the account's snapshots, images and types", exc)
             return
         self.set_choices(choices)
+        try:  # the account's quota, where the cloud states it
+            self.quota = await self.awsac.backend.account_quota()
+        except Exception:  # noqa: BLE001 - unknown is an answer too
+            self.quota = None
+        self.revalidate()
 
     def set_choices(self, choices: ComposeChoices) -> None:
         was_clean = not self.changed
@@ -872,8 +884,13 @@ class ComposeScreen(Screen):
                     queue=getattr(spec, "assignment", "static") == "queue",
                     max_instances=getattr(spec, "max_instances", None),
                     job_minutes=self.job_minutes(),
-                    vcpu_quota=getattr(self.choices, "vcpu_quota", None),
+                    vcpu_quota=getattr(self.quota, "value", None)
+                    if getattr(self.quota, "unit", "") == "vCPUs"
+                    else None,
                     vcpus=itype.vcpus if itype else None,
+                    instance_quota=getattr(self.quota, "value", None)
+                    if getattr(self.quota, "unit", "") == "instances"
+                    else None,
                 )
             )
         )
