@@ -47,6 +47,35 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     assert not left, f"processes left after down(): {left}"
 
 
+@pytest.fixture(autouse=True)
+def _no_instance_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The local cloud is shared by every test of a worker; what one test leaves running (a
+    failed test's instances, a long job) would go on polling the emulator for the rest of the
+    run. After each test that used it, every instance still up is terminated."""
+    yield
+    if "local_cloud" not in request.fixturenames:
+        return
+    import boto3
+
+    from awsac_tui.local.service import client_env
+
+    env = client_env(request.getfixturevalue("local_cloud"))
+    ec2 = boto3.session.Session().client(
+        "ec2",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    states = ["pending", "running", "stopping", "stopped"]
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-state-name", "Values": states}]
+    )
+    ids = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+
+
 @pytest.fixture
 def aws_env(local_cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point boto3 and the AWS CLI at the local cloud for one test (environment variables)."""
