@@ -107,6 +107,10 @@ class SessionSnapshot:
     # what changed since the previous snapshot of the same monitor (not part of the value)
     changes: Changes = field(default=ALL_CHANGED, compare=False)
 
+    def instance(self, instance_id: str | None) -> InstanceView | None:
+        """The instance ``instance_id`` of this snapshot, or None."""
+        return next((i for i in self.instances if i.instance_id == instance_id), None)
+
 
 def attempt_views(record: JobRecord) -> tuple[AttemptView, ...]:
     """The earlier attempts of a status record as views, oldest first."""

@@ -502,11 +502,7 @@ class FixedBackend:
 
     def instance_state(self, session_id: str, instance_id: str) -> str | None:
         snap = self.snapshots.get(session_id)
-        inst = (
-            next((i for i in snap.instances if i.instance_id == instance_id), None)
-            if snap
-            else None
-        )
+        inst = snap.instance(instance_id) if snap else None
         return inst.state if inst else None
 
     def session_state(self, session_id: str) -> str:
@@ -581,10 +577,6 @@ class FixedBackend:
 
     async def ssh_command(self, session_id: str, instance_id: str) -> list[str]:
         snap = self.snapshots.get(session_id)
-        inst = (
-            next((i for i in snap.instances if i.instance_id == instance_id), None)
-            if snap
-            else None
-        )
+        inst = snap.instance(instance_id) if snap else None
         host = (inst.public_dns if inst else None) or instance_id
         return ["ssh", "-i", "~/.ssh/mykey.pem", f"ec2-user@{host}"]

@@ -263,11 +263,7 @@ class LiveBackend:
 
     def instance_state(self, session_id: str, instance_id: str) -> str | None:
         snap = self._last.get(session_id)
-        inst = (
-            next((i for i in snap.instances if i.instance_id == instance_id), None)
-            if snap
-            else None
-        )
+        inst = snap.instance(instance_id) if snap else None
         return inst.state if inst else None
 
     def session_state(self, session_id: str) -> str:

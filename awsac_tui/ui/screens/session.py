@@ -450,7 +450,7 @@ class SessionScreen(PollingScreen):
         else:
             job = self.focused_job()
             iid = job.instance_id if job else None
-        return next((i for i in self.snapshot.instances if i.instance_id == iid), None)
+        return self.snapshot.instance(iid)
 
     # ---- actions ------------------------------------------------------------------------
 
