@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from awsac_agent import assignment
 from awsac_agent.bootstrap import stock_userdata
 from awsac_agent.userdata import K_INSTANCES, build_userdata, parse_userdata
 
@@ -24,7 +23,7 @@ from .capacity import (
     refusal_of,
 )
 from .common import Say, quiet
-from .plan import instance_vcpus
+from .plan import Fleet, instance_vcpus
 
 
 @dataclass(frozen=True)
@@ -61,35 +60,10 @@ def rewrite_userdata(text: str, **changes: Any) -> str:
     return stock_userdata(new) if text.lstrip().startswith("#!") else build_userdata(new)
 
 
-def _cores(vcpus: int, jobs_per_instance: int | None) -> int:
-    return min(vcpus, jobs_per_instance) if jobs_per_instance else vcpus
-
-
-def _count(
-    n_jobs: int,
-    vcpus: int,
-    *,
-    queue: bool,
-    jobs_per_instance: int | None,
-    max_instances: int | None,
-    max_vcpus: int | None,
-) -> tuple[int, int]:
-    """(instances, cores per instance) for ``n_jobs`` on a type of ``vcpus``."""
-    cpi = _cores(vcpus, jobs_per_instance)
-    if queue:
-        return assignment.queue_instances(n_jobs, cpi, max_instances, max_vcpus, vcpus), cpi
-    return assignment.n_instances(n_jobs, cpi), cpi
-
-
 async def precheck(
     cloud: Cloud,
     types: Sequence[str],
-    *,
-    n_jobs: int,
-    queue: bool,
-    jobs_per_instance: int | None = None,
-    max_instances: int | None = None,
-    max_vcpus: int | None = None,
+    fleet: Fleet,
 ) -> Quota | None:
     """The account's quota, read before anything is created; CapacityError when no type of
     ``types`` can fit it (static: every instance; queue: at least one)."""
@@ -99,19 +73,12 @@ async def precheck(
     refusals: list[Refusal] = []
     for instance_type in types:
         vcpus = await instance_vcpus(cloud, instance_type, "session.toml")
-        n, _ = _count(
-            n_jobs,
-            vcpus,
-            queue=queue,
-            jobs_per_instance=jobs_per_instance,
-            max_instances=max_instances,
-            max_vcpus=max_vcpus,
-        )
+        n, _ = fleet.size(vcpus)
         room = fits(quota, n, vcpus)
-        if room >= 1 and (queue or room >= n):
+        if room >= 1 and (fleet.queue or room >= n):
             return quota
         refusals.append(over_quota(instance_type, n, vcpus, quota))
-    raise capacity_error(refusals, quota, queue=queue)
+    raise capacity_error(refusals, quota, queue=fleet.queue)
 
 
 async def launch(
@@ -119,36 +86,26 @@ async def launch(
     run_args: dict[str, Any],
     *,
     types: Sequence[str],
-    n_jobs: int,
-    queue: bool,
-    jobs_per_instance: int | None = None,
-    max_instances: int | None = None,
-    max_vcpus: int | None = None,
+    fleet: Fleet,
     token: Callable[[int], str],
     say: Say = quiet,
     quota: Quota | None = None,
     read_the_quota: bool = True,
 ) -> Launched:
-    """RunInstances for ``n_jobs`` jobs with ``run_args`` (ImageId, UserData, tags, ...), on the
+    """RunInstances for ``fleet.n_jobs`` jobs with ``run_args`` (ImageId, UserData, tags, ...), on the
     first of ``types`` that launches. Static: exactly the paper's count for that type (all or
     nothing). Queue: up to the cap, at least one (MinCount 1), fewer when the quota says so.
     ``token(i)`` is the ClientToken of the i-th try (a retried call with the same token returns
     the same reservation). Raises CapacityError naming every refusal when no type launches.
     """
+    queue = fleet.queue
     if quota is None and read_the_quota:
         quota = await read_quota(cloud)
     refusals: list[Refusal] = []
     ec2 = await cloud.client("ec2")
     for i, instance_type in enumerate(types):
         vcpus = await instance_vcpus(cloud, instance_type, "session.toml")
-        n, cpi = _count(
-            n_jobs,
-            vcpus,
-            queue=queue,
-            jobs_per_instance=jobs_per_instance,
-            max_instances=max_instances,
-            max_vcpus=max_vcpus,
-        )
+        n, cpi = fleet.size(vcpus)
         room = fits(quota, n, vcpus)
         if quota is not None and (room < 1 or (room < n and not queue)):
             refusals.append(over_quota(instance_type, n, vcpus, quota))
@@ -191,4 +148,4 @@ async def launch(
             instance_ids=ids,
             userdata=userdata,
         )
-    raise capacity_error(refusals, quota, queue=queue)
+    raise capacity_error(refusals, quota, queue=fleet.queue)

@@ -27,6 +27,37 @@ from .common import Progress, Say, quiet
 
 
 @dataclass(frozen=True)
+class Fleet:
+    """How many instances a session asks for: the paper's rule (static) or the queue's cap."""
+
+    n_jobs: int
+    queue: bool = False
+    jobs_per_instance: int | None = None
+    max_instances: int | None = None
+    max_vcpus: int | None = None
+
+    @classmethod
+    def of(cls, spec: SessionSpec, n_jobs: int) -> Fleet:
+        return cls(
+            n_jobs,
+            spec.assignment == assignment.QUEUE,
+            spec.jobs_per_instance,
+            spec.max_instances,
+            spec.max_vcpus,
+        )
+
+    def size(self, vcpus: int) -> tuple[int, int]:
+        """(instances, cores per instance) on a type of ``vcpus`` vCPUs."""
+        cpi = min(vcpus, self.jobs_per_instance) if self.jobs_per_instance else vcpus
+        if self.queue:
+            n = assignment.queue_instances(
+                self.n_jobs, cpi, self.max_instances, self.max_vcpus, vcpus
+            )
+            return n, cpi
+        return assignment.n_instances(self.n_jobs, cpi), cpi
+
+
+@dataclass(frozen=True)
 class StartPlan:
     """A validated start, before anything is created."""
 
@@ -232,19 +263,13 @@ async def plan_start(
         )
         if problems:
             raise FormatError(join_problems(problems), problems)
-        cpi = min(vcpus, spec.jobs_per_instance) if spec.jobs_per_instance else vcpus
         queue = spec.assignment == assignment.QUEUE
-        if queue:
-            n_instances = assignment.queue_instances(
-                n_jobs, cpi, spec.max_instances, spec.max_vcpus, vcpus
+        n_instances, cpi = Fleet.of(spec, n_jobs).size(vcpus)
+        if n_instances < 1:
+            raise FormatError(
+                f"{spec_path}: max_vcpus = {spec.max_vcpus} is less than one "
+                f"{spec.instance_type} ({vcpus} vCPUs); raise max_vcpus or pick a smaller type"
             )
-            if n_instances < 1:
-                raise FormatError(
-                    f"{spec_path}: max_vcpus = {spec.max_vcpus} is less than one "
-                    f"{spec.instance_type} ({vcpus} vCPUs); raise max_vcpus or pick a smaller type"
-                )
-        else:
-            n_instances = assignment.n_instances(n_jobs, cpi)
         session_id = new_session_id(spec.shortdescr)
         extra = userdata_extras(
             store=spec.status_store,

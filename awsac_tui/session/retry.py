@@ -19,6 +19,7 @@ from ..resources import describe_instances
 from ..views import INSTANCE_UP
 from .common import Say, SessionError, cloud_for, quiet, store_for
 from .launch import launch, rewrite_userdata
+from .plan import Fleet
 from .start import client_token
 
 # What a user may name for another attempt (a finished job is done; a running one still runs).
@@ -135,11 +136,13 @@ async def retry(
                 c,
                 args,
                 types=(str(args["InstanceType"]),),
-                n_jobs=n_jobs,
-                queue=queue,
-                jobs_per_instance=record.jobs_per_instance or record.cores_per_instance,
-                max_instances=cap,
-                max_vcpus=record.max_vcpus,
+                fleet=Fleet(
+                    n_jobs,
+                    queue,
+                    record.jobs_per_instance or record.cores_per_instance,
+                    cap,
+                    record.max_vcpus,
+                ),
                 token=lambda i: client_token(record.session_id, try_=i, reservation=reservation),
                 say=say,
             )

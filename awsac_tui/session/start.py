@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from awsac_agent import jobscfg, s3checksum, s3layout
-from awsac_agent.assignment import QUEUE
 from awsac_agent.errors import AwsacError, CloudError, FormatError
 from awsac_agent.sessionid import SESSION_TAG
 from awsac_agent.status import PENDING, JobRecord
@@ -24,7 +23,7 @@ from ..spec import SessionSpec
 from .cleanup import abort_uploads, cleanup, delete_objects, plan_cleanup
 from .common import PART_SIZE, Confirm, Progress, Say, SessionError, ask, quiet, store_for
 from .launch import Launched, launch, precheck
-from .plan import StartPlan, remove_tree
+from .plan import Fleet, StartPlan, remove_tree
 
 
 async def upload_file(
@@ -280,15 +279,9 @@ async def start(
         img = await check_image(cloud, spec.image_id, spec.image_owner)
         say(f"found image {spec.image_id!r} ({img.get('Name') or img.get('ImageLocation') or ''})")
         say(f"user-data: {plan.userdata}")
-        fleet = {
-            "n_jobs": plan.n_jobs,
-            "queue": spec.assignment == QUEUE,
-            "jobs_per_instance": spec.jobs_per_instance,
-            "max_instances": spec.max_instances,
-            "max_vcpus": spec.max_vcpus,
-        }
+        fleet = Fleet.of(spec, plan.n_jobs)
         types = (spec.instance_type, *spec.instance_types)
-        quota = await precheck(cloud, types, **fleet)
+        quota = await precheck(cloud, types, fleet)
         if quota is not None:
             say(f"the account's quota: {quota.text()}")
         question = (
@@ -338,7 +331,7 @@ async def start(
             say=say,
             quota=quota,
             read_the_quota=False,
-            **fleet,
+            fleet=fleet,
         )
         say(f"Request accepted. EC2 reservation ID: {got.reservation_id}")
         if got.instance_type != spec.instance_type:

@@ -165,7 +165,7 @@ def test_retry_runs_the_lost_job_again_on_a_new_instance_and_keeps_attempt_1s_lo
     sid = json.loads(out)["session_id"]
     iid = _terminate_running(boto3_client, cli, sid, 1, 1)
     lost = wait_for(
-        lambda: (s := check(cli, sid)) and job(s, 1)["status"] == "lost" and job(s, 1), 30, "lost"
+        lambda: (s := check(cli, sid)) and job(s, 1)["status"] == "lost" and job(s, 1), 60, "lost"
     )
     assert iid in lost["error"] and "terminated" in lost["error"]
     rc, out, err = cli("retry", sid, "--json")
