@@ -30,7 +30,8 @@ SUITE = os.environ.get("AWSAC_DEBOOTSTRAP_SUITE", "bookworm")
 MIRROR = os.environ.get("AWSAC_DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
 # The distribution of every VM image (debootstrap --variant=minbase --include=...): a kernel for
 # direct boot, systemd and udev, cloud-init (python3 comes with it) and the DHCP client it uses,
-# e2fsprogs and util-linux (mount, findmnt). debootstrap does not resolve the virtual package
+# e2fsprogs and util-linux (mount, findmnt), bzip2 (job scripts make results.tar.bz2 with
+# `tar cj`, as on the paper's images). debootstrap does not resolve the virtual package
 # python3-cryptography needs, hence python3-cffi-backend. boto3 is not here: provision.sh
 # installs it, as on AWS.
 BASE_PACKAGES = (
@@ -45,6 +46,7 @@ BASE_PACKAGES = (
     "netbase",
     "e2fsprogs",
     "iproute2",
+    "bzip2",
 )
 KINDS = ("baked", "stock")
 DISK_SIZE = "2G"  # sparse; the instance's root file system (jobs write their results there)

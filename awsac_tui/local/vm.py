@@ -360,6 +360,7 @@ class VmMachine:
         self.inner: ProcessMachine | None = None
         self.ending = False
         self.accel = ""
+        self.volumes: set[str] = set()  # volume ids plugged into this VM
         self.lock = threading.Lock()  # one QMP conversation at a time
 
     @property
@@ -430,6 +431,7 @@ class VmMachine:
             env=guest_environment(self.spec.env),
             volumes=tuple(self.runner.attached_disks(self.instance)),
         )
+        self.volumes = {volume_id for volume_id, _ in spec.volumes}
         command = qemu_command(spec)
         write_json_atomic(
             self.spec.directory / "vm.json",
@@ -482,6 +484,7 @@ class VmMachine:
             except QmpError:
                 qmp.execute("blockdev-del", **{"node-name": block_node(volume_id)})
                 raise
+            self.volumes.add(volume_id)
         log.info("attached %s to %s (NVMe serial %s)", volume_id, self.spec.instance_id,
                  nvme_serial(volume_id))  # fmt: skip
 
@@ -496,6 +499,7 @@ class VmMachine:
                     f"NVMe disk within {DETACH_TIMEOUT_S:.0f} s (still mounted?)"
                 )
             qmp.execute("blockdev-del", **{"node-name": block_node(volume_id)})
+            self.volumes.discard(volume_id)
         log.info("detached %s from %s", volume_id, self.spec.instance_id)
 
 
@@ -582,19 +586,26 @@ class VmRunner(InstanceRunner):
                 base = ext4_image(None, self.local / "volumes" / f"{volume.id}.ext4", volume.size)
             return overlay(base, disk, "raw")
 
+    @staticmethod
+    def _data_volume(volume: Any, instance: Any) -> bool:
+        """Attached to ``instance`` and not its root volume (the VM's root is the image's disk)."""
+        attachment = volume.attachment
+        return (
+            attachment is not None
+            and attachment.instance.id == instance.id
+            and attachment.device != getattr(instance, "root_device_name", None)
+        )
+
     def attached_disks(self, instance: Any) -> list[tuple[str, Path]]:
-        """Volumes attached to ``instance`` now (given to its VM at boot)."""
-        volumes = instance.ec2_backend.volumes.values()
-        return [
-            (v.id, self.volume_disk(v))
-            for v in list(volumes)
-            if v.attachment is not None and v.attachment.instance.id == instance.id
-        ]
+        """Data volumes attached to ``instance`` now (given to its VM at boot)."""
+        volumes = list(instance.ec2_backend.volumes.values())
+        return [(v.id, self.volume_disk(v)) for v in volumes if self._data_volume(v, instance)]
 
     def volume_attached(self, volume: Any) -> None:
-        instance_id = volume.attachment.instance.id
+        instance = volume.attachment.instance
+        instance_id = instance.id
         machine = self._vm(instance_id)
-        if machine is None or not machine.alive():
+        if machine is None or not machine.alive() or not self._data_volume(volume, instance):
             return  # a stopped instance gets it at its next boot
 
         def plug() -> None:
@@ -607,8 +618,8 @@ class VmRunner(InstanceRunner):
 
     def volume_detached(self, volume_id: str, instance_id: str) -> None:
         machine = self._vm(instance_id)
-        if machine is None or not machine.alive():
-            return
+        if machine is None or not machine.alive() or volume_id not in machine.volumes:
+            return  # never plugged (a root volume), or the VM is gone with its disks
 
         def unplug() -> None:
             try:

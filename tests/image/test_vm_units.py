@@ -181,3 +181,21 @@ def test_volume_disk_is_an_overlay_of_the_snapshot_ext4(tmp_path: Path) -> None:
     assert info["format"] == "qcow2" and info["backing-filename"] == str(base)
     empty = vm.ext4_image(None, tmp_path / "vol-0def.ext4", 1)
     assert empty.stat().st_size == 2**30
+
+
+def test_only_data_volumes_become_nvme_disks() -> None:
+    """The instance's root volume (moto attaches one at launch) is the image's own disk."""
+    from types import SimpleNamespace
+
+    from awsac_tui.local.vm import VmRunner
+
+    instance = SimpleNamespace(id="i-1", root_device_name="/dev/sda1")
+    other = SimpleNamespace(id="i-2", root_device_name="/dev/sda1")
+
+    def volume(device: str, to: object) -> object:
+        return SimpleNamespace(attachment=SimpleNamespace(instance=to, device=device))
+
+    assert VmRunner._data_volume(volume("/dev/sdf", instance), instance)
+    assert not VmRunner._data_volume(volume("/dev/sda1", instance), instance)
+    assert not VmRunner._data_volume(volume("/dev/sdf", other), instance)
+    assert not VmRunner._data_volume(SimpleNamespace(attachment=None), instance)
