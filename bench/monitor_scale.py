@@ -62,18 +62,9 @@ def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
 
 
 def boto3_client(info: Any, service: str) -> Any:
-    import boto3
+    from awsac_tui.local import service as local_service
 
-    from awsac_tui.local.service import client_env
-
-    env = client_env(info)
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return local_service.boto3_client(info, service)
 
 
 def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) -> None:

@@ -55,18 +55,9 @@ def _no_instance_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[N
     yield
     if "local_cloud" not in request.fixturenames:
         return
-    import boto3
+    from awsac_tui.local.service import boto3_client
 
-    from awsac_tui.local.service import client_env
-
-    env = client_env(request.getfixturevalue("local_cloud"))
-    ec2 = boto3.session.Session().client(
-        "ec2",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    ec2 = boto3_client(request.getfixturevalue("local_cloud"), "ec2")
     states = ["pending", "running", "stopping", "stopped"]
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": states}]
@@ -93,22 +84,9 @@ def aws_env(local_cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 @pytest.fixture
 def boto3_client(local_cloud: Any) -> Callable[[str], Any]:
     """Factory of boto3 clients bound to the local cloud: ``boto3_client("ec2")``."""
-    import boto3
+    from awsac_tui.local import service
 
-    from awsac_tui.local.service import client_env
-
-    env = client_env(local_cloud)
-
-    def make(service_name: str) -> Any:
-        return boto3.session.Session().client(
-            service_name,
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
-
-    return make
+    return lambda service_name: service.boto3_client(local_cloud, service_name)
 
 
 EVENTGEN_RELEASE = Path(__file__).resolve().parents[1] / "examples" / "eventgen" / "release"

@@ -6,8 +6,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
+
+
+def _checks(
+    condition: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] | None
+) -> Generator[None, None, Any]:
+    """The loop both waits share: check, and yield for a pause until ``condition()`` is truthy
+    (the generator returns it) or ``timeout`` seconds are over (AssertionError naming ``what``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            more = f"; {detail()}" if detail else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{more}")
+        yield
 
 
 def wait_for(
@@ -19,15 +35,13 @@ def wait_for(
 ) -> Any:
     """Call ``condition`` until it returns something truthy and return that; after ``timeout``
     seconds fail naming ``what`` (and what ``detail()`` says then)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            more = f"; {detail()}" if detail else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}{more}")
-        time.sleep(every)
+    checks = _checks(condition, timeout, what, detail)
+    try:
+        while True:
+            next(checks)
+            time.sleep(every)
+    except StopIteration as done:
+        return done.value
 
 
 async def wait_for_async(
@@ -39,15 +53,13 @@ async def wait_for_async(
 ) -> Any:
     """``wait_for`` on an event loop: ``await pause()`` between the checks (a pilot's pause lets
     the app run)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            more = f"; {detail()}" if detail else ""
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}{more}")
-        await pause()
+    checks = _checks(condition, timeout, what, detail)
+    try:
+        while True:
+            next(checks)
+            await pause()
+    except StopIteration as done:
+        return done.value
 
 
 Cli = Callable[..., tuple[int, str, str]]

@@ -585,3 +585,9 @@ def make_snapshot(directory: Path | str, description: str = "") -> str:
     os.replace(staging, snapshots / snapshot_id)
     (snapshots / snapshot_id).chmod((snapshots / snapshot_id).stat().st_mode & ~stat.S_IWUSR)
     return snapshot_id
+
+
+def boto3_client(info: LocalCloudInfo, service: str) -> Any:
+    """A boto3 client of ``service`` bound to the local cloud ``info`` (its dummy credentials),
+    for tests, the benchmarks and scripts."""
+    return _client(info, service)

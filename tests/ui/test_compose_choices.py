@@ -26,20 +26,10 @@ PRICES = tomllib.loads(PRICES_TOML.read_text(encoding="utf-8"))["regions"]["us-e
 @pytest.fixture(scope="module")
 def account(local_cloud: Any) -> dict[str, str]:
     """A job-data snapshot, a key pair and a bucket of our own in the local cloud."""
-    import boto3
-
     from awsac_tui.local import service
 
-    env = service.client_env(local_cloud)
-
     def client(name: str) -> Any:
-        return boto3.session.Session().client(
-            name,
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return service.boto3_client(local_cloud, name)
 
     snap = service.make_snapshot(EVENTGEN / "release", "ATLAS 14.2.10 (choices test)")
     client("ec2").create_key_pair(KeyName="choices-key")
