@@ -59,13 +59,23 @@ class Rule:
         object.__setattr__(self, "pattern", re.compile(self.source.encode()))
 
 
-_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+# The fake secrets of the examples, each written in two parts: no whole secret appears in this
+# file, which travels in every session archive (inside the worker zipapp).
+_AWS_SECRET = "wJalrXUtnFEMI" + "/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_AKID = "AKIA" + "IOSFODNN7EXAMPLE"
+_PEM_BODY = "MIIEow" + "IBAAKCAQEA7x"
+_PW = "hun" + "ter2"
+_BEARER = "abc123" + "def456ghi789"
+_URL_PW = "s3cr" + "etpw"
+_SLACK = "xoxb-" + "1234567890-0987654321-AbCdEfGhIjKlMnOp"
+_SK = "sk-" + "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34"
+_GOOGLE = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
 _GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
 _JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
     "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 )
-_STS = "IQoJb3JpZ2luX2VjEHoaCXVzLWVhc3QtMSJHMEUCIQD5exampletoken1234"
+_STS = "IQoJb3JpZ2luX2Vj" + "EHoaCXVzLWVhc3QtMSJHMEUCIQD5exampletoken1234"
 _ACCESS_PREFIXES = ("AKIA", "ASIA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA")
 
 # The table: every shape of secret the agent removes before anything leaves the instance.
@@ -73,16 +83,18 @@ RULES: Tuple[Rule, ...] = (
     Rule(
         "pem private key (one line; multi-line blocks are dropped by redact_stream)",
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
-        r'{"key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7x\n-----END RSA PRIVATE KEY-----"}',
-        "MIIEowIBAAKCAQEA7x",
+        '{"key": "-----BEGIN RSA PRIVATE KEY-----\\n'
+        + _PEM_BODY
+        + '\\n-----END RSA PRIVATE KEY-----"}',
+        _PEM_BODY,
         anchors=("-----BEGIN ",),
     ),
     Rule(
         "assignment of a *_PASSWORD, *_TOKEN, *_SECRET or *_KEY",
         r"((?:passw(?:or)?d|passphrase|token|secret|api_?key|access_?key|private_?key|"
         r"credentials?)[\"']?[ \t]*(?:=>|=|:)[ \t]*)" + _VALUE,
-        "MY_DB_PASSWORD=hunter2",
-        "hunter2",
+        f"MY_DB_PASSWORD={_PW}",
+        _PW,
         anchors=(
             "passw",
             "passphrase",
@@ -104,8 +116,8 @@ RULES: Tuple[Rule, ...] = (
         "authorization header",
         r"((?:authorization|proxy-authorization)[ \t]*[:=][ \t]*(?:bearer|token|basic)[ \t]+)"
         r"([a-z0-9._~+/=-]+)",
-        "Authorization: Bearer abc123def456ghi789",
-        "abc123def456ghi789",
+        f"Authorization: Bearer {_BEARER}",
+        _BEARER,
         anchors=("authorization", "proxy-authorization"),
         group=2,
         fold=True,
@@ -113,8 +125,8 @@ RULES: Tuple[Rule, ...] = (
     Rule(
         "password in a URL",
         r"(://[^\s:/@]+:)([^\s/@]+)@",
-        "postgres://atlas:s3cretpw@db.example.org/events",
-        "s3cretpw",
+        f"postgres://atlas:{_URL_PW}@db.example.org/events",
+        _URL_PW,
         anchors=("://",),
         group=2,
     ),
@@ -130,23 +142,23 @@ RULES: Tuple[Rule, ...] = (
         "slack token or webhook",
         r"xox[abposr]-[A-Za-z0-9-]{10,}|"
         r"hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+",
-        "slack xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp",
-        "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp",
+        f"slack {_SLACK}",
+        _SLACK,
         anchors=("xox", "hooks.slack.com/services/"),
     ),
     Rule(
         "openai-style sk- key",
         r"sk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_]{20,}",
-        "key sk-proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34",
-        "sk-proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34",
+        f"key {_SK}",
+        _SK,
         anchors=("sk-",),
         before="A-Za-z0-9_-",
     ),
     Rule(
         "google api key",
         r"AIza[0-9A-Za-z_-]{35}",
-        "maps AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
-        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+        f"maps {_GOOGLE}",
+        _GOOGLE,
         anchors=("AIza",),
         before="A-Za-z0-9_-",
     ),
@@ -161,8 +173,8 @@ RULES: Tuple[Rule, ...] = (
     Rule(
         "aws access key id",
         r"(?:" + "|".join(_ACCESS_PREFIXES) + r")[A-Z0-9]{16}(?![A-Z0-9])",
-        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
-        "AKIAIOSFODNN7EXAMPLE",
+        f"AWS_ACCESS_KEY_ID={_AKID}",
+        _AKID,
         anchors=_ACCESS_PREFIXES,
         before="A-Z0-9",
     ),

@@ -164,6 +164,7 @@ class _Runtime:
     imds: MetadataServer | None = None
     machine: Machine | None = None
     ended: bool = False
+    shut_down: threading.Event = field(default_factory=threading.Event)  # its processes are gone
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -246,21 +247,43 @@ class InstanceRunner:
         )
         thread.start()
 
-    def ended(self, instance_id: str, *, terminated: bool) -> None:
-        """An instance was stopped or terminated: shut its machine down, as a hypervisor would."""
+    def ended(
+        self,
+        instance_id: str,
+        *,
+        terminated: bool,
+        done: Callable[[], None] | None = None,
+    ) -> bool:
+        """An instance was stopped or terminated: shut its machine down, as a hypervisor would.
+
+        Returns whether its processes are still being ended; ``done`` is called once they are
+        gone (EC2 says ``terminated`` only then: an instance shutting down may still write).
+        """
         with self._lock:
             runtime = self._runtimes.get(instance_id)
         if runtime is None:
-            return
+            return False
         with runtime.lock:
+            again = runtime.ended
             runtime.ended = True
             machine = runtime.machine
             imds = runtime.imds if terminated else None
             if terminated:
                 runtime.imds = None
+        if again:  # a second stop/terminate: the first shutdown goes on (or is over)
+            if done is not None and not runtime.shut_down.is_set():
+                threading.Thread(
+                    target=lambda: (runtime.shut_down.wait(), done()), daemon=True
+                ).start()
+                return True
+            return False
         threading.Thread(
-            target=self._end, args=(runtime, machine, imds), name=f"end-{instance_id}", daemon=True
+            target=self._end,
+            args=(runtime, machine, imds, done),
+            name=f"end-{instance_id}",
+            daemon=True,
         ).start()
+        return True
 
     def serve_notice(self, instance_id: str, notice: Any) -> bool:
         """Serve a spot interruption notice (imds.SpotNotice) on the instance's metadata endpoint.
@@ -378,11 +401,22 @@ class InstanceRunner:
             )
             log.info("booted %s (pid %s): %s", instance.id, pid, command)
 
-    def _end(self, runtime: _Runtime, machine: Machine | None, imds: MetadataServer | None) -> None:
-        if machine is not None:
-            machine.shutdown()
-            log.info("ended the processes of %s", runtime.instance_id)
-        end_strays(runtime.directory)
+    def _end(
+        self,
+        runtime: _Runtime,
+        machine: Machine | None,
+        imds: MetadataServer | None,
+        done: Callable[[], None] | None = None,
+    ) -> None:
+        try:
+            if machine is not None:
+                machine.shutdown()
+                log.info("ended the processes of %s", runtime.instance_id)
+            end_strays(runtime.directory)
+        finally:
+            runtime.shut_down.set()
+            if done is not None:
+                done()  # every process of it is gone: EC2 may say terminated
         if imds is not None:
             imds.stop()
 

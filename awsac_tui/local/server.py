@@ -119,8 +119,15 @@ def install_ec2_patches() -> None:
                 "_awsac_terminated_at", {}
             )
             ended[self.id] = time.time()
-        if _runner is not None:
-            _runner.ended(self.id, terminated=True)
+        if _runner is not None and previous.name != "terminated":
+            # As on EC2: shutting-down while the machine's processes are ended, then terminated
+            # (until then a job of it may still write to S3; cleanup waits for terminated).
+            def gone(instance: Any = self) -> None:
+                instance._state.name, instance._state.code = "terminated", 48
+
+            self._state.name, self._state.code = "shutting-down", 32
+            if not _runner.ended(self.id, terminated=True, done=gone):
+                gone()  # no machine to end
         return previous
 
     def attach_volume(

@@ -77,6 +77,12 @@ class StartPlan:
     cloud: CloudProfile
     tmpdir: Path | None = None
 
+    def discard(self) -> None:
+        """Remove the plan's scratch files (the built archive): for a plan that is not started
+        (``start`` removes them itself)."""
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
     def summary(self) -> str:
         if self.spec.assignment == assignment.QUEUE:
             cores = self.n_instances * self.cores_per_instance

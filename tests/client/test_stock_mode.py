@@ -21,6 +21,7 @@ async def test_stock_image_mode_sends_the_bootstrap_script(
     toml.write_text(text)
     async with Cloud(CloudProfile(local=True)) as cloud:
         plan = await session.plan_start(toml, cloud=cloud)
+    plan.discard()
     ud = plan.userdata
     assert ud.startswith("#!/bin/sh\n")
     assert len(ud.encode()) < MAX_USERDATA_BYTES
@@ -35,6 +36,7 @@ async def test_baked_image_mode_sends_the_legacy_string(
 ) -> None:
     async with Cloud(CloudProfile(local=True)) as cloud:
         plan = await session.plan_start(example_dir / "session.toml", cloud=cloud)
+    plan.discard()
     assert plan.userdata.split(";")[:4] == [
         plan.session_id,
         "atlassessions",
@@ -54,6 +56,7 @@ async def test_stock_image_record_keeps_the_legacy_string_and_its_lease(
     toml.write_text(text)
     async with Cloud(CloudProfile(local=True)) as cloud:
         plan = await session.plan_start(toml, cloud=cloud)
+    plan.discard()
     record = _record_for(plan)
     assert record.runuserdata.split(";")[:4] == [
         plan.session_id,

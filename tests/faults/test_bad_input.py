@@ -118,7 +118,7 @@ CASES = [
     Case(
         "image not found",
         _replace_toml("ami-0a75ac10ca1000000", "ami-0123456789abcdef0"),
-        says=("ami-0123456789abcdef0", "not found", "fix image_id"),
+        says=("ami-0123456789abcdef0", "does not exist", "the local cloud's image is"),
     ),
     Case(
         "image not owned by the stated owner",

@@ -120,7 +120,7 @@ def test_agent_killed_or_instance_interrupted_mid_job(
     rc, out, _ = cli(
         "cleanup", sid, "--yes", "--kind", "instances", "--kind", "volumes", "--kill-running"
     )
-    assert rc == 0 and "nothing to remove" in out
+    assert rc == 0 and "removed nothing (nothing was left)" in out
 
 
 def test_hanging_job_is_killed_with_reason_timeout(cli, session_dir, boto3_client) -> None:
@@ -287,7 +287,7 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
 
     from awsac_tui import records, session
     from awsac_tui.cloud import Cloud
-    from awsac_tui.session.start import _ensure_bucket, _record_for, _run_args
+    from awsac_tui.session.start import _check_bucket, _record_for, _run_args
     from awsac_tui.spec import load_spec
 
     d = session_dir(jobs="@SNAP@;a.sh;2\n")
@@ -297,9 +297,11 @@ def test_start_interrupted_after_run_instances_and_retried_call_is_idempotent(
         async with Cloud(spec.cloud) as cloud:
             plan = await session.plan_start(d / "session.toml", cloud=cloud)
             records.save_record(_record_for(plan))  # written, then "killed" mid-call
-            await _ensure_bucket(cloud, spec.bucket)
+            if not await _check_bucket(cloud, spec.bucket):
+                await (await cloud.client("s3")).create_bucket(Bucket=spec.bucket)
             key = s3layout.archive_key(plan.session_id, plan.archive_name)
             await session.upload_file(cloud, plan.archive_path, spec.bucket, key)
+            plan.discard()  # what start itself does at its end
             return plan.session_id, _run_args(plan)
 
     sid, args = asyncio.run(interrupted_start())

@@ -93,7 +93,8 @@ def test_reservation_of_three_goes_pending_to_running_with_own_metadata(
     for instance_id in ids:
         pid = reports[instance_id]["pid"]
         wait_for(lambda pid=pid: not pid_alive(pid), what=f"process {pid} of {instance_id} ended")
-        assert _state(ec2, instance_id) == "terminated"
+        # EC2 says shutting-down while the processes end, then terminated
+        wait_for(lambda i=instance_id: _state(ec2, i) == "terminated", what="terminated")
 
 
 def test_instance_terminating_itself_ends_its_process(prog_cloud: Any, boto3_client: Any) -> None:
