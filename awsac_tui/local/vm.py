@@ -629,8 +629,8 @@ class VmRunner(InstanceRunner):
 
         threading.Thread(target=unplug, name=f"detach-{volume_id}", daemon=True).start()
 
-    def _end(self, runtime: Any, machine: Any, imds: Any) -> None:
-        super()._end(runtime, machine, imds)
+    def _end(self, runtime: Any, machine: Any, imds: Any, *args: Any, **kwargs: Any) -> None:
+        super()._end(runtime, machine, imds, *args, **kwargs)
         if imds is not None:  # terminated: its root disk goes
             with contextlib.suppress(FileNotFoundError):
                 (runtime.directory / "disk.qcow2").unlink()
