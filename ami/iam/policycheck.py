@@ -28,7 +28,14 @@ _S3_ACTIONS = {
     "CompleteMultipartUpload": "PutObject",
     "DeleteObjects": "DeleteObject",
 }
-_IAM_PREFIX = {"s3": "s3", "ec2": "ec2", "sdb": "sdb", "sts": "sts", "iam": "iam"}
+_IAM_PREFIX = {
+    "s3": "s3",
+    "ec2": "ec2",
+    "sdb": "sdb",
+    "sts": "sts",
+    "iam": "iam",
+    "service-quotas": "servicequotas",
+}
 
 
 @dataclass(frozen=True)
@@ -99,9 +106,15 @@ def iam_actions(call: Call) -> list[str]:
     """The IAM actions ``call`` needs (including the implied ones: PassRole, tag-on-create)."""
     prefix = _IAM_PREFIX.get(call.service, call.service)
     op = call.operation
-    if call.service == "s3":
-        op = _S3_ACTIONS.get(op, op)
-    actions = [f"{prefix}:{op}"]
+    if call.service == "s3" and op == "CopyObject":
+        # IAM has no CopyObject action: a copy reads the source and writes the destination (the
+        # agent copies an attempt's outputs to the paper's names inside the session's prefix, so
+        # the destination's ARN stands for both here).
+        actions = ["s3:GetObject", "s3:PutObject"]
+    else:
+        if call.service == "s3":
+            op = _S3_ACTIONS.get(op, op)
+        actions = [f"{prefix}:{op}"]
     if call.passes_role:
         actions.append("iam:PassRole")
     if call.tags_on_create:

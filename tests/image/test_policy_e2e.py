@@ -29,8 +29,13 @@ NOT_EXERCISED = {
         "ec2:DetachVolume": "cleanup, only when a volume outlived its instance",
         "ec2:DeleteVolume": "cleanup, only when a volume outlived its instance",
         "iam:PassRole": "only with instance_profile in the spec (the local cloud needs none)",
+        "sdb:PutAttributes": "kill requests, lost marks and retries (this session needs none)",
     },
-    "agent": {},
+    "agent": {
+        "sdb:CreateDomain": "only when the client did not make the status domain first",
+        "sdb:PutAttributes": "queue mode's conditional claims (this session is static)",
+        "sdb:Select": "queue mode's pending-job candidates (this session is static)",
+    },
 }
 
 
