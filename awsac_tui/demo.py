@@ -98,7 +98,7 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
     from .cloud import Cloud
     from .local import service
     from .monitor import Monitor
-    from .records import save_record
+    from .records import update_record
     from .views import all_terminal
 
     out = out or Output()
@@ -157,7 +157,8 @@ async def run_demo(outdir: str | Path | None = None, out: Output | None = None) 
                 kind, n = s3layout.classify(d.key)
                 if kind == "results" and n is not None:
                     sizes[n] = d.size
-        await asyncio.to_thread(save_record, record.with_(state="ended"))
+        # onto the stored record: results noted there what it downloaded (cleanup reads it)
+        await asyncio.to_thread(update_record, record, state="ended")
     out.say("")
     out.say(format_job_blocks(snap))
     out.say("")

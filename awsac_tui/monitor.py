@@ -696,7 +696,7 @@ class Monitor:
 
     def _mark_ended(self) -> None:
         if records.record_path(self.record.session_id).exists():
-            self.record = records.save_record(self.record.with_(state="ended"))
+            self.record = records.update_record(self.record, state="ended")
 
     async def watch(self, interval: float = 5.0) -> AsyncIterator[SessionSnapshot]:
         """Snapshots every ``interval`` seconds until every job is terminal."""

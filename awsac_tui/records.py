@@ -186,6 +186,15 @@ def save_record(rec: SessionRecord) -> SessionRecord:
     return dataclasses.replace(rec, path=path)
 
 
+def update_record(rec: SessionRecord, **changes: Any) -> SessionRecord:
+    """Save ``changes`` (e.g. ``state``) onto the stored record, re-read first, so that what
+    another command wrote meanwhile (``results``' downloads, a retry's launch) is kept; ``rec``
+    itself when nothing is stored."""
+    path = record_path(rec.session_id)
+    current = read_record_file(path) if path.is_file() else rec
+    return save_record(current.with_(**changes))
+
+
 def delete_record(rec: SessionRecord) -> bool:
     path = record_path(rec.session_id)
     if path.exists():

@@ -487,11 +487,10 @@ async def cleanup(
 
 
 def _mark_cleaned(record: SessionRecord, final: tuple[dict[str, str], ...]) -> None:
-    """Record state ``cleaned`` with the jobs' last states (re-read: others write the record)."""
-    path = records.record_path(record.session_id)
-    current = records.read_record_file(path) if path.is_file() else record
-    records.save_record(
-        current.with_(
-            state="cleaned", final_jobs=final or current.final_jobs, cleaned_at=utcnow_iso()
-        )
+    """Record state ``cleaned`` with the jobs' last states (onto the stored record)."""
+    records.update_record(
+        record,
+        state="cleaned",
+        cleaned_at=utcnow_iso(),
+        **({"final_jobs": final} if final else {}),
     )
