@@ -64,6 +64,7 @@ def main(scale: float = 1.0) -> dict[str, Any]:
         started = time.monotonic()
         info = service.ensure_up(boot_delay=0, boot_command=["true"])
         out["up_fresh_s"] = round(time.monotonic() - started, 2)
+        out["start_fresh_cpu_s"] = info.state.get("cpu_seconds")
         make = _clients(info)
         s3, sdb, ec2 = make("s3"), make("sdb"), make("ec2")
         bucket = "awsac-bench-state"
@@ -143,6 +144,24 @@ def main(scale: float = 1.0) -> dict[str, Any]:
                 4,
             ),
         }
+        # reads of the same services, which write nothing: the request's cost without the save
+        out["median_read_s"] = {
+            "HeadObject": round(
+                _timed([lambda: s3.head_object(Bucket=bucket, Key="w/1") for _ in range(50)]), 4
+            ),
+            "GetAttributes": round(
+                _timed(
+                    [
+                        lambda: sdb.get_attributes(DomainName="bench-domain-0", ItemName="job1")
+                        for _ in range(50)
+                    ]
+                ),
+                4,
+            ),
+            "DescribeKeyPairs": round(
+                _timed([lambda: ec2.describe_key_pairs() for _ in range(20)]), 4
+            ),
+        }
         out["state_on_disk_mib"] = round(_du(state / "local" / "state") / 2**20, 1)
 
         service.down()
@@ -150,6 +169,7 @@ def main(scale: float = 1.0) -> dict[str, Any]:
         info = service.ensure_up()
         out["up_after_down_s"] = round(time.monotonic() - started, 2)
         out["restore_after_down_s"] = info.state.get("seconds")
+        out["restore_after_down_cpu_s"] = info.state.get("cpu_seconds")
 
         os.kill(info.pid, signal.SIGKILL)
         while service.running_info() is not None:
@@ -158,6 +178,7 @@ def main(scale: float = 1.0) -> dict[str, Any]:
         info = service.ensure_up()
         out["up_after_kill_s"] = round(time.monotonic() - started, 2)
         out["restore_after_kill_s"] = info.state.get("seconds")
+        out["restore_after_kill_cpu_s"] = info.state.get("cpu_seconds")
         out["restored"] = {k: info.state.get(k) for k in ("objects", "domains", "items")}
     finally:
         service.down()

@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,12 +166,13 @@ def _load_key(state: dict[str, Any], blob: str, bucket: str | None) -> Any:
     key = FakeKey.__new__(FakeKey)
     key.__dict__.update(state)
     assert _loading is not None
-    buffer = BlobBuffer(_loading, _loading.blob_dir / blob, create=False)
+    buffer = BlobBuffer(_loading, _loading.blob_dir / (blob or "let-go"), create=False)
     buffer.bucket = bucket
-    if not buffer.path.is_file():
+    if not blob:
+        buffer.closed = True
+    elif not buffer.path.is_file():
         buffer.closed = True
         _loading.missing_blobs += 1
-    _loading.referenced_blobs.add(blob)
     key._value_buffer = buffer
     key.lock = threading.Lock()
     return key
@@ -191,9 +192,12 @@ def _load_bucket(state: dict[str, Any]) -> Any:
 class _Pickler(pickle.Pickler):
     """Pickles moto's objects: locks as new locks, object content as the name of its blob."""
 
-    def __init__(self, file: io.BytesIO, bucket: str | None = None) -> None:
+    def __init__(
+        self, file: io.BytesIO, bucket: str | None = None, refs: dict[int, Any] | None = None
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.bucket = bucket
+        self.refs = refs or {}  # id(obj) -> the name it is pickled by (persistent_id)
         from moto.s3.models import FakeBucket, FakeKey
 
         self._key_type = FakeKey
@@ -212,17 +216,91 @@ class _Pickler(pickle.Pickler):
                 raise pickle.PicklingError("an S3 object whose content is not in a blob")
             if self.bucket is not None and not buffer.closed:
                 buffer.bucket = self.bucket
-            return _load_key, (state, buffer.path.name, self.bucket)
+            # content moto let go (the parts of a completed upload) is not kept
+            blob = "" if buffer.closed else buffer.path.name
+            return _load_key, (state, blob, self.bucket)
         if kind is self._bucket_type:
             state = {k: v for k, v in obj.__dict__.items() if k not in ("keys", "multiparts")}
             return _load_bucket, (state,)
         return NotImplemented
 
+    def persistent_id(self, obj: Any) -> Any:
+        return self.refs.get(id(obj)) if self.refs else None
 
-def dumps(obj: Any, bucket: str | None = None) -> bytes:
+
+def dumps(obj: Any, bucket: str | None = None, refs: dict[int, Any] | None = None) -> bytes:
     buffer = io.BytesIO()
-    _Pickler(buffer, bucket).dump(obj)
+    _Pickler(buffer, bucket, refs).dump(obj)
     return buffer.getvalue()
+
+
+EC2_DEFAULTS = ("amis", "snapshots")  # what moto makes at every backend's birth (~1,300 each)
+
+
+def _moto_made(obj: Any, account_id: str) -> bool:
+    """Whether an image or snapshot is one of moto's own (another account's, made at birth)."""
+    return str(getattr(obj, "owner_id", account_id)) != account_id
+
+
+def dumps_ec2(backend: Any, account_id: str) -> bytes:
+    """A region's EC2 backend without the images and snapshots moto makes itself.
+
+    Those are another account's (ours make, register and copy are ``account_id``'s). Objects that
+    point at one of them, or at the backend, are pickled by name (an image by its id, which moto
+    keeps; a snapshot by the image it backs, since moto draws new snapshot ids at every birth)
+    and find the new backend's own at load (``loads_ec2``).
+    """
+    refs: dict[int, Any] = {id(backend): ("backend",)}
+    own: dict[str, dict[str, Any]] = {"amis": {}, "snapshots": {}}
+    for key, ami in backend.amis.items():
+        if _moto_made(ami, account_id):
+            refs[id(ami)] = ("amis", key)
+        else:
+            own["amis"][key] = ami
+    for key, snapshot in backend.snapshots.items():
+        if _moto_made(snapshot, account_id) and getattr(snapshot, "from_ami", None):
+            refs[id(snapshot)] = ("ami-snapshot", snapshot.from_ami)
+        else:
+            own["snapshots"][key] = snapshot
+    state = {k: v for k, v in backend.__dict__.items() if k not in EC2_DEFAULTS}
+    return dumps({"kind": "ec2-without-defaults", "state": state, **own}, refs=refs)
+
+
+def loads_ec2(data: bytes, new_backend: Callable[[], Any]) -> Any:
+    """The backend ``dumps_ec2`` wrote: a new backend (``new_backend()``) with the saved state.
+
+    A whole pickled backend (as the first version wrote) is returned as it is.
+    """
+
+    class Unpickler(pickle.Unpickler):
+        backend: Any = None
+        by_ami: dict[str, Any] | None = None
+
+        def persistent_load(self, pid: Any) -> Any:
+            if self.backend is None:
+                self.backend = new_backend()
+            if pid == ("backend",):
+                return self.backend
+            kind, key = pid
+            if kind == "ami-snapshot":
+                if self.by_ami is None:
+                    self.by_ami = {
+                        s.from_ami: s
+                        for s in self.backend.snapshots.values()
+                        if getattr(s, "from_ami", None)
+                    }
+                return self.by_ami[key]
+            return getattr(self.backend, kind)[key]
+
+    unpickler = Unpickler(io.BytesIO(data))
+    saved = unpickler.load()
+    if not (isinstance(saved, dict) and saved.get("kind") == "ec2-without-defaults"):
+        return saved  # a whole backend
+    backend = unpickler.backend if unpickler.backend is not None else new_backend()
+    backend.__dict__.update(saved["state"])
+    for kind in EC2_DEFAULTS:
+        getattr(backend, kind).update(saved[kind])
+    return backend
 
 
 # ---- what was restored ----------------------------------------------------------------------------
@@ -234,7 +312,8 @@ class RestoreSummary:
 
     directory: str
     restored: bool = False  # False: no saved state, a new empty local cloud
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of reading the state back (up to the first answer)
+    cpu_seconds: float = 0.0  # CPU time of the same (what a loaded machine does not inflate)
     buckets: int = 0
     objects: int = 0
     object_bytes: int = 0
@@ -273,14 +352,16 @@ class StateStore:
         self.blob_dir = directory / "s3" / "blobs"
         self.error: str | None = None  # the last write failure, shown by `local status`
         self.writes = 0
-        self.referenced_blobs: set[str] = set()
         self.missing_blobs = 0
         self._cond = threading.Condition()
         self._dirty: dict[Unit, None] = {}
         self._seq = 0  # commits asked for
         self._done = 0  # commits on disk
-        self._batches = 0  # batches the writer has begun
-        self._retired: dict[str, list[tuple[int, Path]]] = {}  # bucket -> [(batch, blob)]
+        # object content on disk: blob name -> the file that names it, and the reverse; content
+        # moto let go is removed once no file names it any more
+        self._blob_owner: dict[str, tuple[str, ...]] = {}
+        self._owned: dict[tuple[str, ...], set[str]] = {}
+        self._retired: set[Path] = set()
         self._s3_written: dict[str, dict[str, tuple[Any, ...]]] = {}  # bucket -> key -> fingerprint
         self._generation = 0  # bumped by wipe(): plans made before it are dropped
         self._stopping = False
@@ -318,8 +399,7 @@ class StateStore:
                 blob.path.unlink()
             return
         with self._cond:
-            # safe to remove after a write of its bucket that began after this moment
-            self._retired.setdefault(blob.bucket, []).append((self._batches, blob.path))
+            self._retired.add(blob.path)  # removed once no saved file names it
 
     def wipe(self) -> None:
         """Forget everything on disk (``awsac local reset``; the caller holds the backend lock)."""
@@ -329,6 +409,8 @@ class StateStore:
                 self._dirty.clear()
                 self._retired.clear()
                 self._s3_written.clear()
+                self._blob_owner.clear()
+                self._owned.clear()
             shutil.rmtree(self.directory, ignore_errors=True)
             self.blob_dir.mkdir(parents=True, exist_ok=True)
             self._write_manifest()
@@ -357,8 +439,16 @@ class StateStore:
             hostname = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
             if not _path_style(hostname):
                 return [("s3-all",)]  # virtual-hosted: the bucket is in the host name
-            bucket = path.lstrip("/").split("/", 1)[0]
-            return [("s3", bucket)] if bucket else [("s3-all",)]
+            bucket, _, key = path.lstrip("/").partition("/")
+            if not bucket:
+                return [("s3-all",)]
+            query = environ.get("QUERY_STRING", "")
+            if key and not any(q in query for q in ("uploads", "uploadId")):
+                try:  # WSGI hands the path over as latin-1 text of its bytes
+                    return [("s3key", bucket, key.encode("latin-1").decode("utf-8"))]
+                except UnicodeError:
+                    pass
+            return [("s3", bucket)]  # the bucket itself, several keys, or an upload
         if service not in ("ec2", "sdb"):
             return []
         params = _form_params(environ)
@@ -409,10 +499,8 @@ class StateStore:
                 batch = list(self._dirty)
                 self._dirty.clear()
                 upto = self._seq
-                self._batches += 1
-                number = self._batches
             try:
-                self.write_units(batch, number)
+                self.write_units(batch)
                 self.error = None
             except Exception as exc:  # a disk problem must not take the cloud down
                 log.exception("saving the local cloud's state failed")
@@ -425,15 +513,11 @@ class StateStore:
 
     def write_all(self) -> None:
         """Write every unit now (after restore, reset and at shutdown)."""
-        with self._cond:
-            self._batches += 1
-            number = self._batches
-        self.write_units([("all",)], number)
+        self.write_units([("all",)])
 
-    def write_units(self, units: list[Unit], batch: int) -> None:
+    def write_units(self, units: list[Unit]) -> None:
         """Plan the writes under the backend lock (pickling), then write the files without it."""
         ops: list[tuple[Path, bytes | None]] = []
-        due: list[Path] = []
         with self.backend_lock:
             generation = self._generation
             expanded: list[Unit] = []
@@ -446,7 +530,7 @@ class StateStore:
                     expanded += [u for u in self._all_units() if u[0] == "s3"]
                 else:
                     expanded.append(unit)
-            if any(u[0] == "s3" for u in expanded):
+            if any(u[0] in ("s3", "s3key") for u in expanded):
                 from moto.s3.models import s3_backends
 
                 tagger = s3_backends[self.account_id]["aws"].tagger
@@ -458,7 +542,8 @@ class StateStore:
                     ops += self._plan_domain(unit[1])
                 elif unit[0] == "s3":
                     ops += self._plan_bucket(unit[1])
-                    due += self._due_blobs(unit[1], batch)
+                elif unit[0] == "s3key":
+                    ops += self._plan_key(unit[1], unit[2])
         with self._writing:
             if generation != self._generation:
                 return  # forgotten (reset) meanwhile
@@ -470,7 +555,9 @@ class StateStore:
                         path.unlink(missing_ok=True)
                 else:
                     _write_atomic(path, data)
-            # content let go before this batch began is named by no file of its bucket any more
+            with self._cond:
+                due = {p for p in self._retired if p.name not in self._blob_owner}
+                self._retired -= due
             for path in due:
                 path.unlink(missing_ok=True)
             self.writes += 1
@@ -511,9 +598,8 @@ class StateStore:
     def _plan_ec2(self, region: str) -> list[tuple[Path, bytes | None]]:
         from moto.ec2.models import ec2_backends
 
-        return [
-            (self.directory / "ec2" / f"{region}.pkl", dumps(ec2_backends[self.account_id][region]))
-        ]
+        data = dumps_ec2(ec2_backends[self.account_id][region], self.account_id)
+        return [(self.directory / "ec2" / f"{region}.pkl", data)]
 
     def _plan_domain(self, name: str) -> list[tuple[Path, bytes | None]]:
         from moto.sdb.models import sdb_backends
@@ -527,6 +613,41 @@ class StateStore:
             ops.append((path, dumps({"name": name, "domain": domain}) if domain else None))
         return ops
 
+    def _own(self, owner: tuple[str, ...], blobs: set[str]) -> None:
+        """``owner`` (a key's or an upload's file) now names exactly ``blobs`` on disk."""
+        for blob in self._owned.pop(owner, set()) - blobs:
+            if self._blob_owner.get(blob) == owner:
+                del self._blob_owner[blob]
+        if blobs:
+            self._owned[owner] = blobs
+            for blob in blobs:
+                self._blob_owner[blob] = owner
+
+    def _plan_key(self, bucket_name: str, key: str) -> list[tuple[Path, bytes | None]]:
+        """One key's file; the whole bucket when the key is not there (deleted, or a name that
+        did not come through the path as moto read it)."""
+        from moto.s3.models import s3_backends
+
+        bucket = s3_backends[self.account_id]["aws"].buckets.get(bucket_name)
+        versions = bucket.keys.getlist(key) if bucket is not None else None
+        unchanged = versions and self._s3_written.get(bucket_name, {}).get(key) == _fingerprint(
+            versions
+        )
+        if (
+            not versions
+            or unchanged
+            or not (self.directory / "s3" / "buckets" / bucket_name).is_dir()
+        ):
+            # gone, or no change seen where the path said: the whole bucket, to be sure
+            return self._plan_bucket(bucket_name)
+        return [self._key_op(bucket_name, key, versions)]
+
+    def _key_op(self, bucket: str, key: str, versions: list[Any]) -> tuple[Path, bytes | None]:
+        path = self.directory / "s3" / "buckets" / bucket / "keys" / f"{_sha(key)}.pkl"
+        self._own((bucket, "key", key), _blobs_of(versions))
+        self._s3_written.setdefault(bucket, {})[key] = _fingerprint(versions)
+        return path, dumps({"name": key, "versions": versions}, bucket)
+
     def _plan_bucket(self, name: str) -> list[tuple[Path, bytes | None]]:
         """The files that bring ``s3/buckets/<name>/`` in line with memory (changed keys only)."""
         from moto.s3.models import s3_backends
@@ -534,35 +655,33 @@ class StateStore:
         directory = self.directory / "s3" / "buckets" / name
         bucket = s3_backends[self.account_id]["aws"].buckets.get(name)
         if bucket is None:
+            for owner in [o for o in self._owned if o[0] == name]:
+                self._own(owner, set())
             self._s3_written.pop(name, None)
             return [(directory, None)]
         ops: list[tuple[Path, bytes | None]] = [(directory / "bucket.pkl", dumps(bucket))]
         written = self._s3_written.setdefault(name, {})
         current = dict.copy(bucket.keys)  # key -> [versions]
         for key, versions in current.items():
-            fingerprint = _fingerprint(versions)
-            if written.get(key) != fingerprint:
-                data = dumps({"name": key, "versions": versions}, name)
-                ops.append((directory / "keys" / f"{_sha(key)}.pkl", data))
-                written[key] = fingerprint
+            if written.get(key) != _fingerprint(versions):
+                ops.append(self._key_op(name, key, versions))
         for key in [k for k in written if k not in current]:
             ops.append((directory / "keys" / f"{_sha(key)}.pkl", None))
+            self._own((name, "key", key), set())
             del written[key]
         mp_dir = directory / "multiparts"
         uploads = dict(bucket.multiparts)
         for upload_id, multipart in uploads.items():
+            self._own((name, "upload", upload_id), _blobs_of([multipart]))
             data = dumps({"id": upload_id, "multipart": multipart}, name)
             ops.append((mp_dir / f"{_sha(upload_id)}.pkl", data))
+        for owner in [o for o in self._owned if o[:2] == (name, "upload")]:
+            if owner[2] not in uploads:
+                self._own(owner, set())
         if mp_dir.is_dir():
             keep = {f"{_sha(u)}.pkl" for u in uploads}
             ops += [(p, None) for p in mp_dir.glob("*.pkl") if p.name not in keep]
         return ops
-
-    def _due_blobs(self, bucket: str, batch: int) -> list[Path]:
-        with self._cond:
-            retired = self._retired.get(bucket, [])
-            self._retired[bucket] = [(tag, p) for tag, p in retired if tag >= batch]
-            return [p for tag, p in retired if tag < batch]
 
     # ---- restore ------------------------------------------------------------------------------
 
@@ -593,7 +712,7 @@ class StateStore:
         import moto
 
         global _loading
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         summary = RestoreSummary(str(self.directory), moto_version=moto.__version__)
         manifest = self.check_manifest()
         if manifest is None:
@@ -605,7 +724,16 @@ class StateStore:
             self._restore_s3(summary)
             self._restore_sdb(summary)
             self._restore_ec2(summary)
-        except (OSError, pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+        except (
+            OSError,
+            pickle.UnpicklingError,
+            AttributeError,
+            ImportError,
+            EOFError,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as exc:
             raise StateError(
                 f"the saved state in {self.directory} cannot be read back "
                 f"(written by moto {summary.saved_by_moto}, this is moto {moto.__version__}): "
@@ -615,11 +743,12 @@ class StateStore:
             _loading = None
         summary.missing_blobs = self.missing_blobs
         for path in self.blob_dir.iterdir():
-            if path.name not in self.referenced_blobs:
+            if path.name not in self._blob_owner:
                 path.unlink(missing_ok=True)
                 summary.orphan_blobs_removed += 1
         summary.restored = True
         summary.seconds = round(time.monotonic() - started, 3)
+        summary.cpu_seconds = round(time.process_time() - cpu, 3)
         self._write_manifest()
         return summary
 
@@ -640,6 +769,7 @@ class StateStore:
                 entry = pickle.loads(path.read_bytes())
                 dict.__setitem__(bucket.keys, entry["name"], entry["versions"])
                 written[entry["name"]] = _fingerprint(entry["versions"])
+                self._own((bucket.name, "key", entry["name"]), _blobs_of(entry["versions"]))
                 for version in entry["versions"]:
                     if hasattr(version, "contentsize"):
                         summary.objects += 1
@@ -647,6 +777,7 @@ class StateStore:
             for path in (directory / "multiparts").glob("*.pkl"):
                 entry = pickle.loads(path.read_bytes())
                 dict.__setitem__(bucket.multiparts, entry["id"], entry["multipart"])
+                self._own((bucket.name, "upload", entry["id"]), _blobs_of([entry["multipart"]]))
                 summary.multipart_uploads += 1
             backend.buckets[bucket.name] = bucket
             s3_backends.bucket_accounts[bucket.name] = (bucket.partition, self.account_id)
@@ -667,8 +798,10 @@ class StateStore:
     def _restore_ec2(self, summary: RestoreSummary) -> None:
         from moto.ec2.models import ec2_backends
 
+        backends = ec2_backends[self.account_id]
         for path in sorted((self.directory / "ec2").glob("*.pkl")):
-            ec2_backends[self.account_id][path.stem] = pickle.loads(path.read_bytes())
+            region = path.stem
+            backends[region] = loads_ec2(path.read_bytes(), lambda r=region: backends[r])
 
     def count_ec2(self, summary: RestoreSummary) -> None:
         """Count what EC2 holds now into ``summary`` (after the restore's terminations)."""
@@ -683,6 +816,24 @@ class StateStore:
             )
             summary.key_pairs += len(backend.key_pairs)
             summary.instances += sum(len(r.instances) for r in backend.reservations.values())
+
+
+def _blobs_of(objects: list[Any]) -> set[str]:
+    """Names of the blobs (still open) that S3 objects, their uploads' parts, or uploads hold."""
+    found: set[str] = set()
+    todo = list(objects)
+    while todo:
+        obj = todo.pop()
+        buffer = getattr(obj, "_value_buffer", None)
+        if isinstance(buffer, BlobBuffer) and not buffer.closed:
+            found.add(buffer.path.name)
+        parts = getattr(obj, "parts", None)  # an upload
+        if isinstance(parts, dict):
+            todo.extend(parts.values())
+        multipart = getattr(obj, "multipart", None)  # an object made from an upload
+        if multipart is not None:
+            todo.append(multipart)
+    return found
 
 
 def _fingerprint(versions: list[Any]) -> tuple[Any, ...]:

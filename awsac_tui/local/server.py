@@ -586,7 +586,7 @@ class LocalCloudService:
         self.store.install()
         _store = self.store
         summary = self.store.restore()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         ended = end_live_instances(HOST_CRASHED)
         purge_terminated(self.local)
         forget_unknown_dirs(self.local)
@@ -598,6 +598,7 @@ class LocalCloudService:
             self.store.count_ec2(summary)
         self.state = {**summary.as_dict(), "saved_in": str(self.store.directory)}
         self.state["seconds"] = round(summary.seconds + time.monotonic() - started, 3)
+        self.state["cpu_seconds"] = round(summary.cpu_seconds + time.process_time() - cpu, 3)
         log.info("state: %s", json.dumps(self.state))
 
     def housekeeping(self) -> None:

@@ -395,6 +395,17 @@ def _reap(pid: int) -> None:
             child.wait(timeout=5)
 
 
+def _is_service(pid: int) -> bool:
+    """Whether ``pid`` is the local cloud's server of this state directory (not a reused pid)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"awsac_tui.local.server" in args and str(local_dir()).encode() in args
+
+
 def _stop_pid(pid: int) -> None:
     """SIGTERM the service (it ends its instances), SIGKILL its group if it lingers."""
     with contextlib.suppress(ProcessLookupError):
@@ -406,7 +417,8 @@ def _stop_pid(pid: int) -> None:
         if pid not in _children and not pid_alive(pid):
             break
         time.sleep(0.05)
-    kill_process_group(pid)
+    if pid in _children or _is_service(pid):  # never a group that took over a reused pid
+        kill_process_group(pid)
     _reap(pid)
 
 
@@ -449,16 +461,19 @@ def down() -> DownReport:
     """Stop the local cloud; then look for any instance process left and end it."""
     with _up_lock():
         info = _read_service_file()
-        was_running = info is not None and pid_alive(info.pid)
-        if info is not None:
+        # the pid of a service that died may belong to another process by now: check it is ours
+        was_running = info is not None and _is_service(info.pid)
+        if info is not None and was_running:
             _stop_pid(info.pid)
-        if info is not None and pid_alive(info.pid):
-            raise LocalCloudError(f"the local cloud (pid {info.pid}) did not stop; kill it by hand")
+            if _is_service(info.pid):
+                raise LocalCloudError(
+                    f"the local cloud (pid {info.pid}) did not stop; kill it by hand"
+                )
         # the service shuts its instances down; a killed service's inits power off by themselves
-        # (lifeline); anything still here is a stray and is ended now
+        # (lifeline); anything still here after a moment is a stray and is ended now
         deadline = time.monotonic() + 5.0
-        while any(pid_alive(p) for p in _instance_pids()) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while instance_processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
         ended, left = _end_strays()
         with contextlib.suppress(FileNotFoundError):
             _service_file().unlink()

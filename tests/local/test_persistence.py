@@ -20,6 +20,7 @@ from awsac_tui.local.common import pid_alive
 
 BUCKET = "awsac-persist-tests"
 DOMAIN = "awsac-persist-domain"
+ODD_KEY = "sid/ünï cödé+plus %20.txt"
 
 
 @pytest.fixture
@@ -67,6 +68,7 @@ def _fill(info: Any, tmp_path: Path) -> dict[str, Any]:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="sid/first.txt", Body=b"one")
     s3.put_object(Bucket=BUCKET, Key="sid/first.txt", Body=b"one, overwritten")
+    s3.put_object(Bucket=BUCKET, Key=ODD_KEY, Body=b"a name with spaces, + and accents")
     s3.put_object(Bucket=BUCKET, Key="sid/gone.txt", Body=b"deleted before the crash")
     s3.delete_object(Bucket=BUCKET, Key="sid/gone.txt")
     big = os.urandom(6 * 2**20)
@@ -95,7 +97,9 @@ def _fill(info: Any, tmp_path: Path) -> dict[str, Any]:
     )
     ec2.terminate_instances(InstanceIds=[ended])
     wait_for(lambda: _instance(ec2, running)["State"]["Name"] == "running", what="running")
+    image = ec2.create_image(InstanceId=running, Name="awsac-persist-image")["ImageId"]
     return {
+        "image": image,
         "big": big,
         "upload": upload,
         "snapshot": snapshot,
@@ -109,7 +113,8 @@ def _assert_kept(info: Any, made: dict[str, Any], reason: str) -> None:
     make = clients(info)
     s3, sdb, ec2 = make("s3"), make("sdb"), make("ec2")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
-    assert keys == ["sid/first.txt", "sid/results_job_1.tar.bz2"]
+    assert keys == sorted(["sid/first.txt", "sid/results_job_1.tar.bz2", ODD_KEY])
+    assert s3.get_object(Bucket=BUCKET, Key=ODD_KEY)["Body"].read().startswith(b"a name")
     assert s3.get_object(Bucket=BUCKET, Key="sid/first.txt")["Body"].read() == b"one, overwritten"
     body = s3.get_object(Bucket=BUCKET, Key="sid/results_job_1.tar.bz2")["Body"].read()
     assert body == made["big"]
@@ -123,6 +128,9 @@ def _assert_kept(info: Any, made: dict[str, Any], reason: str) -> None:
     [vol] = ec2.describe_volumes(VolumeIds=[made["volume"]])["Volumes"]
     assert vol["SnapshotId"] == made["snapshot"]
     assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]] == ["awsac-persist"]
+    [image] = ec2.describe_images(ImageIds=[made["image"]])["Images"]
+    assert image["Name"] == "awsac-persist-image"
+    assert ec2.describe_images(ImageIds=[info.image_id])["Images"][0]["Name"] == "awsac-local"
     ended = _instance(ec2, made["ended"])
     assert ended["State"]["Name"] == "terminated"
     assert ended["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
@@ -149,6 +157,12 @@ def test_down_then_up_keeps_everything_and_reset_forgets(own_cloud: Any, tmp_pat
     assert info.state["restored"] is True
     assert info.state["terminated_at_restore"] == []  # down terminated it already
     _assert_kept(info, made, "awsac local down")
+    # the restored EC2 still launches (from moto's own images too, which are not saved)
+    ec2 = clients(info)("ec2")
+    default_image = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
+    for image in (info.image_id, default_image):
+        [new] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]
+        ec2.terminate_instances(InstanceIds=[new["InstanceId"]])
 
     after = service.reset()
     assert after is not None and after.state["restored"] is False
@@ -251,3 +265,29 @@ def test_kill_9_while_a_session_runs_then_check_and_cleanup_work(
     snap = poll(cli, sid, all_done, 60)
     assert [j["status"] for j in snap["jobs"]] == ["lost", "lost"], snap["jobs"]
     audit(cli, after, sid, cleanup=True)
+
+
+def test_ec2_is_saved_without_motos_own_images_and_the_whole_form_still_loads() -> None:
+    from moto.ec2.models import ec2_backends
+
+    from awsac_tui.local.persistence import dumps, dumps_ec2, loads_ec2
+
+    account = "000000000017"  # a moto account of this test alone, in this process
+    backends = ec2_backends[account]
+    backend = backends["us-east-1"]
+    default_ami = next(iter(backend.amis))
+    backend.create_key_pair("kept", key_type="rsa", tags={})
+    [volume] = [backend.create_volume(size=1, zone_name="us-east-1a")]
+    backend.create_tags([volume.id], {"awsac:session": "s1"})
+    whole = dumps(backend)
+    small = dumps_ec2(backend, account)
+    assert len(small) * 10 < len(whole)  # moto's ~1,300 images and snapshots are not saved
+
+    del backends["us-east-1"]
+    restored = loads_ec2(small, lambda: backends["us-east-1"])
+    assert restored is backends["us-east-1"] and restored is not backend
+    assert set(restored.key_pairs) == {"kept"} and volume.id in restored.volumes
+    assert restored.volumes[volume.id].ec2_backend is restored
+    assert default_ami in restored.amis and len(restored.snapshots) == len(backend.snapshots)
+    assert restored.tags[volume.id] == {"awsac:session": "s1"}
+    assert loads_ec2(whole, lambda: None).key_pairs.keys() == {"kept"}  # the first version's form
