@@ -96,6 +96,9 @@ def _fill(info: Any, tmp_path: Path) -> dict[str, Any]:
         for i in ec2.run_instances(ImageId=info.image_id, MinCount=2, MaxCount=2)["Instances"]
     )
     ec2.terminate_instances(InstanceIds=[ended])
+    # shutting-down lasts until the instance's processes are gone; a crash before that would
+    # (rightly) count it among the instances the restore had to terminate
+    wait_for(lambda: _instance(ec2, ended)["State"]["Name"] == "terminated", what="terminated")
     wait_for(lambda: _instance(ec2, running)["State"]["Name"] == "running", what="running")
     image = ec2.create_image(InstanceId=running, Name="awsac-persist-image")["ImageId"]
     return {

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 from polling import wait_for_async
-from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
 
@@ -30,22 +28,20 @@ async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float =
 
 
 def screen_text(app: App) -> str:
-    """The current screen as plain text (what a person sees, without colours)."""
-    width, height = app.size
-    console = Console(
-        width=width,
-        height=height,
-        file=io.StringIO(),
-        force_terminal=True,
-        color_system="truecolor",
-        record=True,
-        legacy_windows=False,
-        safe_box=False,
-    )
-    console.print(
-        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    )
-    return console.export_text(styles=False)
+    """The current screen as plain text (what a person sees, without colours).
+
+    A cell that nothing has painted yet (a screen caught between its layout and its first
+    render) reads as blank, as it looks on a terminal, rather than failing the render.
+    """
+    compositor = app.screen._compositor
+    update = compositor.render_update(full=True, screen_stack=app._background_screens)
+    lines = []
+    for cut_set, strips in zip(compositor.cuts, update.strips, strict=False):
+        parts = []
+        for start, end, strip in zip(cut_set, cut_set[1:], strips, strict=False):
+            parts.append(" " * (end - start) if strip is None else strip.text)
+        lines.append("".join(parts))
+    return "\n".join(lines) + "\n"
 
 
 async def wait_for_verbs(app: App) -> None:
