@@ -264,6 +264,11 @@ def _shell(args: argparse.Namespace) -> int:
             f"instance {args.instance} has not booted in the local cloud ({record_path} is "
             "missing); check the id with `awsac local status`"
         ) from exc
+    if not record.get("boot_command"):
+        raise service.LocalCloudError(
+            f"instance {args.instance} boots no process (the local cloud's boot command is []): "
+            "there is nothing to enter (service.configure(info, boot_command=[...]) gives one)"
+        )
     instance_dir = record_path.parent
     env = instance_environment(
         dict(os.environ),

@@ -2,7 +2,8 @@
 
 Lives inside the local cloud's server process and hooks moto's in-process EC2 backend. The runner
 holds the EC2 side (pending -> running, the metadata endpoint, records, console); a ``Machine``
-(``ProcessMachine`` here: a process tree under its own init) is what an instance runs on.
+(``ProcessMachine`` here: a process tree under its own init) is what an instance runs on. A boot
+command of ``[]`` boots no process at all (``NoProcessMachine``), for benchmarks at scale.
 """
 
 from __future__ import annotations
@@ -153,6 +154,33 @@ class ProcessMachine:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("process %s did not die after SIGKILL", process.pid)
+
+
+class NoProcessMachine:
+    """An instance that runs nothing (boot command ``[]``): EC2 shows it running, but it has no
+    process and no metadata endpoint. For benchmarks of the client at scale, whose agents are
+    emulated by writing their records from outside: 1,250 ``sleep`` instances would be 1,250
+    init processes polling every 0.5 s and 1,250 metadata threads in the server, which a 2-core
+    machine cannot hold without skewing what it measures."""
+
+    def __init__(self, spec: BootSpec) -> None:
+        self.spec = spec
+        self._up = False
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def alive(self) -> bool:
+        return self._up
+
+    def boot(self) -> None:
+        with self.spec.console.open("ab") as console:
+            console.write(b"awsac local: this instance boots no process (boot command [])\n")
+        self._up = True
+
+    def shutdown(self) -> None:
+        self._up = False
 
 
 @dataclass
@@ -356,33 +384,37 @@ class InstanceRunner:
             root = make_instance_root(runtime.directory)
             with contextlib.suppress(FileNotFoundError):
                 (runtime.directory / "exit_code").unlink()
-            if runtime.imds is None:
+            command = list(self.boot_command)
+            if runtime.imds is None and command:  # no process, nobody asks for metadata
                 runtime.imds = MetadataServer(
                     self._metadata(instance), lambda vol, inst=instance: self.volume_info(inst, vol)
                 )
                 runtime.imds.start()
             instance._state.name = "running"
             instance._state.code = 16
-            env = instance_environment(
-                dict(os.environ),
-                endpoint=self.endpoint,
-                region=self.region,
-                imds_endpoint=runtime.imds.endpoint,
-                instance_dir=runtime.directory,
-            )
-            command = list(self.boot_command)
-            runtime.machine = self.machine_factory(
-                BootSpec(
-                    instance_id=instance.id,
-                    directory=runtime.directory,
-                    root=root,
-                    command=command,
-                    env=env,
-                    console=self.console_path(instance.id),
-                    exit_file=runtime.directory / "exit_code",
-                    grace=self.kill_grace,
+            imds_endpoint = runtime.imds.endpoint if runtime.imds is not None else None
+            env = (
+                instance_environment(
+                    dict(os.environ),
+                    endpoint=self.endpoint,
+                    region=self.region,
+                    imds_endpoint=imds_endpoint or "",
+                    instance_dir=runtime.directory,
                 )
+                if command
+                else {}
             )
+            spec = BootSpec(
+                instance_id=instance.id,
+                directory=runtime.directory,
+                root=root,
+                command=command,
+                env=env,
+                console=self.console_path(instance.id),
+                exit_file=runtime.directory / "exit_code",
+                grace=self.kill_grace,
+            )
+            runtime.machine = self.machine_factory(spec) if command else NoProcessMachine(spec)
             runtime.machine.boot()
             pid = runtime.machine.pid
             write_json_atomic(
@@ -391,7 +423,7 @@ class InstanceRunner:
                     "instance_id": instance.id,
                     "reservation_id": self._reservation_id(instance),
                     "ami_launch_index": instance.ami_launch_index,
-                    "imds_endpoint": runtime.imds.endpoint,
+                    "imds_endpoint": imds_endpoint,
                     "endpoint": self.endpoint,
                     "region": self.region,
                     "root": str(root),
@@ -412,7 +444,8 @@ class InstanceRunner:
             if machine is not None:
                 machine.shutdown()
                 log.info("ended the processes of %s", runtime.instance_id)
-            end_strays(runtime.directory)
+            if not isinstance(machine, NoProcessMachine):  # a /proc scan per instance
+                end_strays(runtime.directory)
         finally:
             runtime.shut_down.set()
             if done is not None:
