@@ -112,7 +112,9 @@ def _install_hooks() -> None:
                 _write({"k": "terminate", "t": time.time(), "pid": os.getpid(), "role": _role})
                 _stop_profile("worker")
             for nr, status in _statuses_of(service, model.name, params):
-                _write({"k": "status", "t": time.time(), "job": nr, "status": status})
+                _write(
+                    {"k": "status", "t": time.time(), "pid": os.getpid(), "job": nr, "status": status}
+                )
 
         def before_parse(operation_model: Any = None, response_dict: Any = None, **kw: Any) -> None:
             body = (response_dict or {}).get("body")
