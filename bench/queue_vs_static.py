@@ -298,7 +298,10 @@ def line(r: dict[str, Any]) -> str:
 ROWS = (
     ("makespan", lambda r: f"{r['makespan_s']:.1f} s"),
     ("sessions x instances", lambda r: f"{r['sessions']} x {r['instances'] // r['sessions']}"),
-    ("paid instance-seconds (launch to TerminateInstances)", lambda r: f"{r['paid_instance_s']:.0f}"),
+    (
+        "paid instance-seconds (launch to TerminateInstances)",
+        lambda r: f"{r['paid_instance_s']:.0f}",
+    ),
     ("paid core-seconds", lambda r: f"{r['paid_core_s']:.0f}"),
     ("busy core-seconds (job records, whole seconds)", lambda r: f"{r['busy_core_s']:.0f}"),
     ("**utilisation** (busy / paid core-seconds)", lambda r: f"**{100 * r['utilisation']:.1f} %**"),
@@ -307,9 +310,15 @@ ROWS = (
         "instance lifetime min / median / max",
         lambda r: "{min:.1f} / {median:.1f} / {max:.1f} s".format(**r["instance_lifetime_s"]),
     ),
-    ("EC2 bill, per second with 60 s minimum", lambda r: f"{r['billed_instance_s']:.0f} instance-s"),
+    (
+        "EC2 bill, per second with 60 s minimum",
+        lambda r: f"{r['billed_instance_s']:.0f} instance-s",
+    ),
     ("EC2 bill, per started hour (2008)", lambda r: f"{r['billed_instance_h_2008']} instance-h"),
-    ("jobs finished (attempts > 1)", lambda r: f"{r['finished']}/{r['jobs']} ({r['attempts_over_1']})"),
+    (
+        "jobs finished (attempts > 1)",
+        lambda r: f"{r['finished']}/{r['jobs']} ({r['attempts_over_1']})",
+    ),
 )
 
 
@@ -323,7 +332,9 @@ def table(res: dict[str, Any]) -> list[str]:
 
 def verdict(res: dict[str, Any]) -> str:
     u = res["queue"]["utilisation"]
-    met = "**met**" if u >= res["target"] else f"**missed** by {100 * (res['target'] - u):.1f} points"
+    met = (
+        "**met**" if u >= res["target"] else f"**missed** by {100 * (res['target'] - u):.1f} points"
+    )
     return f"Target: queue mode uses >= {100 * res['target']:.0f} % of its paid core-seconds: {met} ({100 * u:.1f} %)."
 
 
