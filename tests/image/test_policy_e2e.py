@@ -49,6 +49,9 @@ def recorded_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("PYTHONPATH", str(IAM / "recorder"))
     monkeypatch.setenv(awscalls.ENV_FILE, str(log))
     monkeypatch.setenv(awscalls.ENV_COMPONENT, "localcloud")  # the service's own calls
+    # The agents' control reads (s3:ListBucket on control/) start at a random point of the poll
+    # interval: a short one puts the first read before the jobs end, whatever the machine's speed.
+    monkeypatch.setenv("AWSAC_POLL_SECONDS", "0.5")
     info = service.ensure_up(boot_delay=0)
     try:
         monkeypatch.delenv(awscalls.ENV_COMPONENT)
