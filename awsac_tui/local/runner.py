@@ -36,7 +36,11 @@ from awsac_tui.local.imds import InstanceMetadata, MetadataServer
 log = logging.getLogger("awsac.local.runner")
 
 CONSOLE_TAIL_BYTES = 64 * 1024  # EC2 returns the last 64 KB of console output
-KILL_GRACE_S = 3.0
+# At shutdown an instance's processes get SIGTERM, then SIGKILL after this grace (systemd gives a
+# service 90 s). The agent needs it to record a lost job and upload its partial log; 3 s was too
+# short on a loaded 2-core machine (CI lost attempt 1's log once). Processes that end on SIGTERM
+# do not wait it out.
+KILL_GRACE_S = 10.0
 
 
 INSTANCE_INIT = Path(__file__).with_name("instance_init.py")
