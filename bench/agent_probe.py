@@ -113,7 +113,13 @@ def _install_hooks() -> None:
                 _stop_profile("worker")
             for nr, status in _statuses_of(service, model.name, params):
                 _write(
-                    {"k": "status", "t": time.time(), "pid": os.getpid(), "job": nr, "status": status}
+                    {
+                        "k": "status",
+                        "t": time.time(),
+                        "pid": os.getpid(),
+                        "job": nr,
+                        "status": status,
+                    }
                 )
 
         def before_parse(operation_model: Any = None, response_dict: Any = None, **kw: Any) -> None:
