@@ -120,6 +120,9 @@ def _mixed() -> tuple[SessionSnapshot, SessionSummaryMeta]:
     )
     i2 = _instance(12, 2, "running", 9.5, silent=True)
     ids = [i0.instance_id, i1.instance_id, i2.instance_id]
+    lost = JobView(
+        6, "lost", ids[1], 1, "calib.sh", SNAP_CALIB, None, _t(7.5), error=LOST_CAUSE.format(ids[1])
+    )
     jobs = [
         JobView(1, "finished", ids[0], 0, "reco.sh", SNAP_ATLAS, 0, _t(8), _t(5), _t(5), _t(4.8)),
         JobView(
@@ -127,16 +130,9 @@ def _mixed() -> tuple[SessionSnapshot, SessionSummaryMeta]:
         ),
         JobView(3, "killed", ids[0], 0, "reco.sh", SNAP_ATLAS, -15, _t(7.9), _t(2)),
         JobView(4, "running", ids[0], 0, "reco.sh", SNAP_ATLAS, None, _t(7.8)),
-        JobView(
-            5,
-            "lost",
-            ids[1],
-            1,
-            "calib.sh",
-            SNAP_CALIB,
-            None,
-            _t(7.5),
-            error=LOST_CAUSE.format(ids[1]),
+        replace(
+            lost,
+            jobnr=5,
             attempt=2,
             history=(
                 AttemptView(
@@ -149,17 +145,7 @@ def _mixed() -> tuple[SessionSnapshot, SessionSummaryMeta]:
                 ),
             ),
         ),
-        JobView(
-            6,
-            "lost",
-            ids[1],
-            1,
-            "calib.sh",
-            SNAP_CALIB,
-            None,
-            _t(7.5),
-            error=LOST_CAUSE.format(ids[1]),
-        ),
+        lost,
         JobView(
             7, "finished", ids[1], 1, "calib.sh", SNAP_CALIB, 0, _t(7.4), _t(6.1), _t(6.1), _t(6)
         ),

@@ -115,31 +115,24 @@ class KeyedTable(ScrollView, can_focus=True):
     }
     """
 
-    class RowSelected(Message):
+    class _RowMessage(Message):
+        """A message about one row of the table."""
+
+        def __init__(self, table: KeyedTable, cursor_row: int, row_key: RowKey) -> None:
+            super().__init__()
+            self.data_table = table
+            self.cursor_row = cursor_row
+            self.row_key = row_key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.data_table
+
+    class RowSelected(_RowMessage):
         """Enter (or a click on the cursor row) on a row."""
 
-        def __init__(self, table: KeyedTable, cursor_row: int, row_key: RowKey) -> None:
-            super().__init__()
-            self.data_table = table
-            self.cursor_row = cursor_row
-            self.row_key = row_key
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.data_table
-
-    class RowHighlighted(Message):
+    class RowHighlighted(_RowMessage):
         """The cursor moved to a row."""
-
-        def __init__(self, table: KeyedTable, cursor_row: int, row_key: RowKey) -> None:
-            super().__init__()
-            self.data_table = table
-            self.cursor_row = cursor_row
-            self.row_key = row_key
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.data_table
 
     def __init__(
         self,
