@@ -93,15 +93,25 @@ def _audit(boto3_client: Any, sess: Any) -> None:
     assert left.instances == [] and left.volumes == [], left
 
 
-@pytest.mark.parametrize("store", ["simpledb", "s3"])
-def test_200_uneven_jobs_run_exactly_once_on_at_most_4_instances(
-    store: str, tmp_path: Path, local_cloud: Any, boto3_client: Any, release_snapshot: str
+# Issue 14's 200 jobs on the paper's store; the S3 store's claims (conditional PUTs) meet the same
+# races with 60 (the 200 cost 2-3 min of CI on a 2-core machine for no race the 60 lack).
+@pytest.mark.parametrize(("store", "n_jobs"), [("simpledb", 200), ("s3", 60)])
+def test_uneven_jobs_run_exactly_once_on_at_most_4_instances(
+    store: str,
+    n_jobs: int,
+    tmp_path: Path,
+    local_cloud: Any,
+    boto3_client: Any,
+    release_snapshot: str,
 ) -> None:
-    n_jobs, cores, max_instances = 200, 2, 4
-    sleeps = heavy_tailed_sleeps(n_jobs)
-    assert max(sleeps) == 3.0 and min(sleeps) == 0.0 and sorted(sleeps)[n_jobs // 2] < 0.2
+    cores, max_instances = 2, 4
+    sleeps = heavy_tailed_sleeps(200)[:n_jobs]
+    # most short, a few long (the first 60 of the 200 reach 2.36 s)
+    assert max(sleeps) >= 2.3 and min(sleeps) == 0.0 and sorted(sleeps)[n_jobs // 2] < 0.2
+    assert n_jobs < 200 or max(sleeps) == 3.0
     # half the jobs need the release snapshot: each instance attaches it once and shares it
-    jobs = f"{release_snapshot};job.sh;100\n-;job.sh;100\n"
+    half = n_jobs // 2
+    jobs = f"{release_snapshot};job.sh;{half}\n-;job.sh;{n_jobs - half}\n"
     n_instances = queue_instances(n_jobs, cores, max_instances=max_instances)
     assert n_instances == 4
     t0 = time.monotonic()
