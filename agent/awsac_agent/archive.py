@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
+import py_compile
 import shutil
 import stat
 import tarfile
@@ -176,7 +177,12 @@ def session_file(name: str) -> Path:
 
 def build_processjobs_pyz(dest: PathLike) -> Path:
     """Build ``awsac-processjobs.pyz``: a zipapp of the awsac_agent package (.py files and
-    session_files only), entry point ``awsac_agent.processjobs:main``."""
+    session_files only), entry point ``awsac_agent.processjobs:main``.
+
+    Each module also goes in compiled by this Python (``x.pyc`` beside ``x.py``, hash-based and
+    unchecked: the zip never changes): zipimport cannot cache what it compiles, so without them
+    every agent start compiles the whole package (0.2 s of CPU of its 0.7 s here). An image
+    whose Python has another bytecode magic skips them and compiles the sources as before."""
     dest = Path(dest)
     src = package_dir()
     with tempfile.TemporaryDirectory(prefix="awsac-pyz-") as tmp:
@@ -190,6 +196,16 @@ def build_processjobs_pyz(dest: PathLike) -> Path:
                 target = pkg / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
+                if path.suffix == ".py":
+                    py_compile.compile(
+                        str(target),
+                        cfile=str(target) + "c",
+                        dfile=f"awsac_agent/{rel.as_posix()}",
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                    )
+                    st = path.stat()  # the source's time: the same sources, the same zip
+                    os.utime(str(target) + "c", ns=(st.st_atime_ns, st.st_mtime_ns))
         dest.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(dest, 0o755) as tmp_dest:
             zipapp.create_archive(root, tmp_dest, interpreter=PYZ_INTERPRETER, main=PYZ_ENTRY)

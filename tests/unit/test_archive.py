@@ -60,8 +60,13 @@ def test_pyz_holds_only_the_package(tmp_path: Path) -> None:
         names = zf.namelist()
         main = zf.read("__main__.py").decode()
     assert "awsac_agent/jobscfg.py" in names and "awsac_agent/archive.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    others = [n for n in names if not n.endswith((".py", "/")) and "/session_files/" not in n]
+    assert not [n for n in names if "__pycache__" in n]
+    # each module beside its bytecode (this Python's), nothing else
+    sources = sorted(n for n in names if n.endswith(".py") and n != "__main__.py")
+    assert sorted(n for n in names if n.endswith(".pyc")) == [n + "c" for n in sources]
+    others = [
+        n for n in names if not n.endswith((".py", ".pyc", "/")) and "/session_files/" not in n
+    ]
     assert others == []
     assert "awsac_agent.processjobs" in main and "main()" in main
     # the package imports from the zipapp alone
@@ -70,6 +75,25 @@ def test_pyz_holds_only_the_package(tmp_path: Path) -> None:
         [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
     )
     assert str(pyz) in out.stdout
+    # ... from its bytecode where the magic matches (zipimport would compile the source again on
+    # every start otherwise), from the source where it does not
+    code = (
+        f"import sys; sys.path.insert(0, {str(pyz)!r}); import awsac_agent.jobscfg as j; "
+        "print(j.__spec__.loader.get_filename('awsac_agent.jobscfg'), j.__cached__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[0].endswith("awsac_agent/jobscfg.pyc"), out.stdout
+    with zipfile.ZipFile(pyz) as zf, zipfile.ZipFile(tmp_path / "badmagic.pyz", "w") as bad:
+        for info in zf.infolist():
+            data = zf.read(info)
+            bad.writestr(info, b"\0\0\0\0" + data[4:] if info.filename.endswith(".pyc") else data)
+    code = code.replace(str(pyz), str(tmp_path / "badmagic.pyz"))
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[0].endswith("awsac_agent/jobscfg.py"), out.stdout
 
 
 # ---------------------------------------------------------------- building
