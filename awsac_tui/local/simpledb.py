@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ import re
 import time
 import urllib.parse
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -547,6 +549,158 @@ def _item_dict(item: Any) -> dict[str, list[str]]:
     return values
 
 
+# ---- the index -----------------------------------------------------------------------------------
+
+_MAX_CHAR = chr(0x10FFFF)
+
+
+class DomainIndex:
+    """What lets a select cost what it returns instead of a scan of the whole domain.
+
+    ``order``: each item's place in the domain's dict (the order a scan, and so a page without
+    ``order by``, visits items in). ``sorted``: per attribute that a select has compared, its
+    sorted (value, item name) pairs; ``None`` holds the item names (for ``itemName()``). An
+    attribute's list is built on its first select and kept by ``_put`` and ``_delete`` from
+    then on. A domain whose items changed behind the index's back (its item count disagrees)
+    gets a new index.
+    """
+
+    def __init__(self, domain: Any) -> None:
+        self.order: dict[str, int] = {name: i for i, name in enumerate(domain.items)}
+        self.next = len(self.order)
+        self.sorted: dict[str | None, list[tuple[str, str]]] = {}
+
+    def pairs(self, domain: Any, attribute: str | None) -> list[tuple[str, str]]:
+        found = self.sorted.get(attribute, None)
+        if found is None:
+            if attribute is None:
+                found = sorted((n, n) for n in domain.items)
+            else:
+                found = sorted(
+                    (a["Value"], name)
+                    for name, item in domain.items.items()
+                    for a in item.attributes
+                    if a["Name"] == attribute
+                )
+            self.sorted[attribute] = found
+        return found
+
+    def _of(self, item: Any) -> set[tuple[str | None, str]]:
+        return {(a["Name"], a["Value"]) for a in item.attributes if a["Name"] in self.sorted}
+
+    def before(self, domain: Any, item_name: str) -> tuple[bool, set[tuple[str | None, str]]]:
+        item = domain.items.get(item_name)
+        return item is not None, (set() if item is None else self._of(item))
+
+    def after(
+        self, domain: Any, item_name: str, before: tuple[bool, set[tuple[str | None, str]]]
+    ) -> None:
+        existed, old = before
+        item = domain.items.get(item_name)
+        new = set() if item is None else self._of(item)
+        exists = item is not None
+        if exists and not existed:
+            self.order[item_name] = self.next
+            self.next += 1
+            if None in self.sorted:
+                new.add((None, item_name))
+        elif existed and not exists:
+            self.order.pop(item_name, None)
+            if None in self.sorted:
+                old.add((None, item_name))
+        for attribute, value in old - new:
+            pairs = self.sorted[attribute]
+            at = bisect.bisect_left(pairs, (value, item_name))
+            if at < len(pairs) and pairs[at] == (value, item_name):
+                del pairs[at]
+        for attribute, value in new - old:
+            bisect.insort(self.sorted[attribute], (value, item_name))
+
+    def span(self, domain: Any, node: Predicate) -> tuple[list[tuple[str, str]], int, int] | None:
+        """The slice of an attribute's pairs that holds every value ``node`` can match (a
+        superset: the caller tests each item), or None when the index cannot narrow it."""
+        op, ops = node.op, node.operands
+        if op in ("!=", "notlike", "notin", "isnull") or op == "in":
+            return None  # "in" is a union of spans: see candidates
+        pairs = self.pairs(domain, node.attribute)
+
+        def at(value: str) -> int:
+            return bisect.bisect_left(pairs, (value,))
+
+        def above(value: str) -> int:  # the first pair whose value is greater than ``value``
+            return bisect.bisect_left(pairs, (value + "\0",))
+
+        if op == "=":
+            return pairs, at(ops[0]), above(ops[0])
+        if op == ">":
+            return pairs, above(ops[0]), len(pairs)
+        if op == ">=":
+            return pairs, at(ops[0]), len(pairs)
+        if op == "<":
+            return pairs, 0, at(ops[0])
+        if op == "<=":
+            return pairs, 0, above(ops[0])
+        if op == "between":
+            return pairs, at(ops[0]), above(ops[1])
+        if op == "isnotnull":
+            return pairs, 0, len(pairs)
+        if op == "like":
+            prefix = _like_prefix(ops[0])
+            if not prefix:
+                return pairs, 0, len(pairs)
+            if prefix[-1] == _MAX_CHAR:
+                return None
+            return pairs, at(prefix), at(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        raise AssertionError(op)
+
+    def candidates(self, domain: Any, node: Any) -> list[tuple[list[Any], int, int]] | None:
+        """Spans whose item names include every item that ``node`` matches, else None."""
+        if isinstance(node, Predicate):
+            if node.op == "in":
+                return [
+                    s
+                    for v in node.operands
+                    if (s := self.span(domain, Predicate(node.attribute, node.every, "=", (v,))))
+                ]
+            one = self.span(domain, node)
+            return None if one is None else [one]
+        if node.op in ("and", "intersection"):
+            options = [c for p in node.parts if (c := self.candidates(domain, p)) is not None]
+            if not options:
+                return None
+            return min(options, key=lambda spans: sum(max(0, hi - lo) for _, lo, hi in spans))
+        if node.op == "or":
+            union: list[tuple[list[Any], int, int]] = []
+            for part in node.parts:
+                spans = self.candidates(domain, part)
+                if spans is None:
+                    return None
+                union += spans
+            return union
+        return None  # not
+
+
+def _like_prefix(pattern: str) -> str:
+    """The literal start of a like pattern (up to its first unescaped ``%``)."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "%":
+            break
+        out.append(next(chars, "\\") if char == "\\" else char)
+    return "".join(out)
+
+
+_INDEXES: weakref.WeakKeyDictionary[Any, DomainIndex] = weakref.WeakKeyDictionary()
+
+
+def domain_index(domain: Any) -> DomainIndex:
+    index = _INDEXES.get(domain)
+    if index is None or len(index.order) != len(domain.items):
+        index = _INDEXES[domain] = DomainIndex(domain)
+    return index
+
+
 def _check_expected(domain: Any, item_name: str, expected: dict[str, Any] | None) -> None:
     """Raise as SimpleDB does when the update condition ``expected`` does not hold."""
     if not expected:
@@ -601,6 +755,8 @@ def _validate_attributes(attributes: list[dict[str, Any]]) -> None:
 def _put(domain: Any, item_name: str, attributes: list[dict[str, Any]]) -> None:
     if not item_name:
         raise MissingParameter("The request must contain the parameter ItemName.")
+    index = _INDEXES.get(domain)
+    before = index.before(domain, item_name) if index is not None else None
     item = domain.items[item_name]  # defaultdict: creates the item
     for attr in attributes:
         if _as_bool(attr.get("Replace"), default=False):
@@ -609,12 +765,26 @@ def _put(domain: Any, item_name: str, attributes: list[dict[str, Any]]) -> None:
         pair = {"Name": str(attr["Name"]), "Value": str(attr["Value"])}
         if pair not in item.attributes:
             item.attributes.append(pair)
+    if index is not None:
+        index.after(domain, item_name, before)
 
 
 def _delete(domain: Any, item_name: str, attributes: list[dict[str, Any]] | None) -> None:
     item = domain.items.get(item_name)
     if item is None:
         return
+    index = _INDEXES.get(domain)
+    before = index.before(domain, item_name) if index is not None else None
+    try:
+        _delete_from(domain, item_name, item, attributes)
+    finally:
+        if index is not None:
+            index.after(domain, item_name, before)
+
+
+def _delete_from(
+    domain: Any, item_name: str, item: Any, attributes: list[dict[str, Any]] | None
+) -> None:
     if not attributes:
         del domain.items[item_name]
         return
@@ -655,19 +825,43 @@ def _sort_key(values: list[str], descending: bool) -> str:
     return (max(values) if descending else min(values)) if values else ""
 
 
-def run_select(backend: Any, expression: str, next_token: str | None) -> dict[str, Any]:
-    """Evaluate a select against ``backend``: {"Items": [...], "NextToken": ...}."""
+def _matching_rows(domain: Any, where: Any, use_index: bool) -> list[tuple[str, Any]]:
+    """(name, attributes) of the items ``where`` matches, in the domain's order. Without a
+    where-expression the attributes are the moto item (turned into a dict only for the page
+    sent); with one, the index narrows the items tested to those it can match."""
+    if where is None:
+        return [(n, i) for n, i in list(domain.items.items()) if i.attributes]
+    names: Any = None
+    if use_index:
+        index = domain_index(domain)
+        spans = index.candidates(domain, where)
+        if spans is not None:
+            found = {name for pairs, lo, hi in spans for _, name in pairs[lo:hi]}
+            names = sorted(found, key=index.order.__getitem__)
+    if names is None:
+        names = list(domain.items)
+    rows = []
+    for name in names:
+        item = domain.items.get(name)
+        attrs = _item_dict(item) if item is not None else None
+        if attrs and matches(where, name, attrs):
+            rows.append((name, attrs))
+    return rows
+
+
+def run_select(
+    backend: Any, expression: str, next_token: str | None, *, use_index: bool = True
+) -> dict[str, Any]:
+    """Evaluate a select against ``backend``: {"Items": [...], "NextToken": ...}.
+
+    ``use_index`` False scans every item (the reference the index is tested against)."""
     query = parse_select(expression)
     domain = backend._get_domain(query.domain)
     # a next token is bound to the domain, where and order by (not the output list or limit): the
     # tokens of count(*) and of select are interchangeable, as SimpleDB documents
     paging_key = repr((query.domain, query.where, query.order_by, query.descending))
     offset = _offset_from(paging_key, next_token)
-    rows = [
-        (name, attrs)
-        for name, attrs in ((n, _item_dict(i)) for n, i in list(domain.items.items()))
-        if attrs and matches(query.where, name, attrs)
-    ]
+    rows = _matching_rows(domain, query.where, use_index)
     if query.output == "count":
         left = max(0, len(rows) - offset)
         count = left if query.limit is None else min(query.limit, left)
@@ -690,9 +884,9 @@ def run_select(backend: Any, expression: str, next_token: str | None) -> dict[st
     items: list[dict[str, Any]] = []
     size = 0
     position = offset
-    for name, attrs in rows[offset:]:
-        if len(items) >= limit:
-            break
+    for name, attrs in rows[offset : offset + limit]:
+        if query.where is None:
+            attrs = _item_dict(attrs)
         if query.output == "*":
             chosen = attrs
         elif query.output == "itemName":
