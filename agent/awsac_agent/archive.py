@@ -309,10 +309,32 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o755) 
     tar.addfile(info, io.BytesIO(data))
 
 
+# The worker zipapp this process last built, by the state of the sources it was built from: a
+# client (or a test run) that starts many sessions builds it once.
+_pyz_cache: Tuple[Tuple[Tuple[str, int, int], ...], bytes] = ((), b"")
+
+
+def _pyz_sources() -> Tuple[Tuple[str, int, int], ...]:
+    src = package_dir()
+    return tuple(
+        (str(p.relative_to(src)), st.st_size, st.st_mtime_ns)
+        for p in sorted(src.rglob("*"))
+        if "__pycache__" not in p.parts and p.is_file()
+        for st in (p.stat(),)
+    )
+
+
 def _agent_file_bytes(name: str) -> bytes:
+    global _pyz_cache
     if name == PROCESSJOBS_PYZ:
-        with tempfile.TemporaryDirectory(prefix="awsac-pyz-") as tmp:
-            return build_processjobs_pyz(Path(tmp) / PROCESSJOBS_PYZ).read_bytes()
+        sources = _pyz_sources()
+        if _pyz_cache[0] != sources:
+            with tempfile.TemporaryDirectory(prefix="awsac-pyz-") as tmp:
+                _pyz_cache = (
+                    sources,
+                    build_processjobs_pyz(Path(tmp) / PROCESSJOBS_PYZ).read_bytes(),
+                )
+        return _pyz_cache[1]
     return session_file(name).read_bytes()
 
 
