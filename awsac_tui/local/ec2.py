@@ -59,6 +59,46 @@ SETTINGS = EC2Settings()
 # (requests run one at a time under the server's backend lock)
 _launch_request: dict[str, Any] = {}
 _WILDCARD = re.compile(r"[*?\\]")
+_FNMATCH = re.compile(r"[*?\[\]\\]")  # what moto's tag filter (fnmatch) reads as a pattern
+
+
+def _exact_filters(
+    filters: dict[str, list[str]] | None, id_filter: str
+) -> tuple[dict[str, set[str]], set[str] | None, dict[str, list[str]]]:
+    """Split ``filters`` into the ones an exact lookup answers (``tag:KEY`` filters without a
+    pattern character, and ``id_filter``) and the rest, for moto's own matching.
+
+    DescribeInstances and DescribeVolumes filtered by the session tag cost O(all resources *
+    (tag list + regex)) in moto; these are answered by the resource's own tag dict first, so
+    that moto's filters run only on what is left (what the answer holds, nearly)."""
+    tags: dict[str, set[str]] = {}
+    ids: set[str] | None = None
+    rest: dict[str, list[str]] = {}
+    for name, values in (filters or {}).items():
+        values = list(values or [])
+        if name.startswith("tag:") and values and not any(_FNMATCH.search(v) for v in values):
+            tags[name[4:]] = set(values)
+        elif name == id_filter and values and not any(_WILDCARD.search(v) for v in values):
+            ids = set(values)
+        else:
+            rest[name] = values
+    return tags, ids, rest
+
+
+def _volume_matches(volume: Any, name: str, values: list[str], exact: set[str] | None) -> bool:
+    from moto.ec2.utils import is_filter_matching
+
+    value = volume.get_filter_value(name)
+    if exact is not None and isinstance(value, str):
+        return value in exact  # what fnmatch answers for a pattern without wildcards
+    return is_filter_matching(volume, name, values)
+
+
+def _tagged(
+    tag_dict: dict[str, dict[str, str]], resource_id: str, tags: dict[str, set[str]]
+) -> bool:
+    own = tag_dict.get(resource_id) or {}
+    return all(own.get(key) in values for key, values in tags.items())
 
 
 def _error(code: str, message: str) -> Exception:
@@ -130,11 +170,17 @@ def launch_count(backend: Any, instance_type: str, min_count: int, max_count: in
 def install() -> None:
     """Patch moto's EC2 in this process (call before the server's own hooks)."""
     from moto.ec2.exceptions import InvalidAMIIdError, InvalidVolumeIdError
+    from moto.ec2.models import instances as moto_instances
     from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
     from moto.ec2.models.instances import InstanceBackend
     from moto.ec2.models.tags import TagBackend
     from moto.ec2.responses.instances import InstanceResponse
-    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, filter_dict_attribute_mapping, get_prefix
+    from moto.ec2.utils import (
+        EC2_PREFIX_TO_RESOURCE,
+        filter_dict_attribute_mapping,
+        get_prefix,
+        passes_filter_dict,
+    )
 
     original_response_run = InstanceResponse.run_instances
     original_describe_tags = TagBackend.describe_tags
@@ -232,7 +278,21 @@ def install() -> None:
             unknown = sorted(set(volume_ids) - set(self.volumes))
             if unknown:
                 raise InvalidVolumeIdError(", ".join(unknown))
-        return original_describe_volumes(self, volume_ids=volume_ids, filters=filters)
+        if not filters:
+            return original_describe_volumes(self, volume_ids=volume_ids, filters=filters)
+        tags, ids, rest = _exact_filters(filters, "volume-id")
+        wanted = set(volume_ids) if volume_ids else None
+        found = [
+            v
+            for v in list(self.volumes.values())
+            if (wanted is None or v.id in wanted)
+            and (ids is None or v.id in ids)
+            and _tagged(self.tags, v.id, tags)
+        ]
+        for name, values in rest.items():  # moto's generic_filter, exact values compared as such
+            exact = None if any(_FNMATCH.search(v) for v in values) else set(values)
+            found = [v for v in found if _volume_matches(v, name, values, exact)]
+        return found
 
     def attach_volume(self: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
         volume = self.get_volume(volume_id)
@@ -262,6 +322,24 @@ def install() -> None:
             ]
         return original_describe_tags(self, filters)
 
+    def filter_reservations(reservations: list[Any], filter_dict: Any) -> list[Any]:
+        # moto's, with the session tag and instance-id filters looked up before its own matching
+        tags, ids, rest = _exact_filters(filter_dict, "instance-id")
+        result = []
+        for reservation in reservations:
+            kept = [
+                i
+                for i in reservation.instances
+                if (ids is None or i.id in ids)
+                and _tagged(i.ec2_backend.tags, i.id, tags)
+                and (not rest or passes_filter_dict(i, rest))
+            ]
+            if kept:
+                reservation.instances = kept
+                result.append(reservation)
+        return result
+
+    moto_instances.filter_reservations = filter_reservations  # type: ignore[assignment]
     TagBackend.describe_tags = describe_tags  # type: ignore[method-assign]
     InstanceResponse.run_instances = response_run_instances  # type: ignore[method-assign]
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]

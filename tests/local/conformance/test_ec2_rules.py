@@ -227,3 +227,79 @@ def test_a_plain_user_data_script_is_not_run_on_the_local_image_and_the_console_
         assert "awsac sessions only, not user-data scripts" in text
     finally:
         ec2.terminate_instances(InstanceIds=[instance])
+
+
+# ---- filters (answered by tag and id lookups before moto's matching, issue 20) -------------------
+
+
+def test_filters_by_tag_id_and_state_answer_what_the_resources_say(ec2: Any, sleeping: Any) -> None:
+    """Each filtered describe holds exactly the resources whose own tags, ids and states pass
+    every filter (tag values compared whole: "s1" does not match "s10"; * is a wildcard)."""
+    mine = f"f{time.time_ns()}"
+    other = mine + "0"
+    ids = []
+    for session, n in ((mine, 3), (other, 2)):
+        tags = [{"Key": "awsac:session", "Value": session}, {"Key": "n", "Value": str(n)}]
+        ids += [
+            i["InstanceId"]
+            for i in ec2.run_instances(
+                ImageId=IMAGE_ID,
+                MinCount=n,
+                MaxCount=n,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+            )["Instances"]
+        ]
+    vols = []
+    for session in (mine, mine, other):
+        vols.append(
+            ec2.create_volume(
+                Size=1,
+                AvailabilityZone=AVAILABILITY_ZONE,
+                TagSpecifications=[
+                    {"ResourceType": "volume", "Tags": [{"Key": "awsac:session", "Value": session}]}
+                ],
+            )["VolumeId"]
+        )
+    try:
+        ec2.terminate_instances(InstanceIds=[ids[0]])
+        instances = {
+            i["InstanceId"]: i
+            for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+            for i in r["Instances"]
+        }
+
+        def tag(resource: dict[str, Any], key: str) -> str | None:
+            return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(key)
+
+        def described(filters: list[dict[str, Any]]) -> set[str]:
+            got = ec2.describe_instances(Filters=filters)["Reservations"]
+            return {i["InstanceId"] for r in got for i in r["Instances"]} & set(ids)
+
+        session = {"Name": "tag:awsac:session", "Values": [mine]}
+        assert described([session]) == {
+            k for k, i in instances.items() if tag(i, "awsac:session") == mine
+        }
+        assert described([{"Name": "tag:awsac:session", "Values": [mine + "*"]}]) == set(ids)
+        assert described([session, {"Name": "instance-id", "Values": ids[:2] + ids[3:4]}]) == set(
+            ids[:2]
+        )
+        states = {"Name": "instance-state-name", "Values": ["shutting-down", "terminated"]}
+        assert described([session, states]) == {ids[0]}
+        assert described([{"Name": "tag:n", "Values": ["2", "3"]}, states]) == {ids[0]}
+        assert described([{"Name": "tag:awsac:session", "Values": [mine + "x"]}]) == set()
+
+        def volumes(filters: list[dict[str, Any]]) -> set[str]:
+            return {v["VolumeId"] for v in ec2.describe_volumes(Filters=filters)["Volumes"]} & set(
+                vols
+            )
+
+        assert volumes([session]) == set(vols[:2])
+        assert volumes([session, {"Name": "volume-id", "Values": vols[1:]}]) == {vols[1]}
+        time.sleep(0.5)  # past `creating`
+        assert volumes([session, {"Name": "status", "Values": ["available"]}]) == set(vols[:2])
+        assert volumes([session, {"Name": "status", "Values": ["in-use"]}]) == set()
+        assert volumes([{"Name": "status", "Values": ["avail*"]}]) == set(vols)
+    finally:
+        ec2.terminate_instances(InstanceIds=ids)
+        for vid in vols:
+            ec2.delete_volume(VolumeId=vid)
