@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiobotocore.session import AioSession
+from awsac_agent.botoloader import share_loader
 from awsac_agent.errors import AwsacError, CloudError
 from botocore.config import Config
 from botocore.exceptions import (
@@ -204,12 +205,12 @@ class Cloud:
             self.local_info = await asyncio.to_thread(service.ensure_up)
             self.endpoint_url = self.local_info.endpoint
             self.region = self.region or getattr(self.local_info, "region", DEFAULT_LOCAL_REGION)
-            session = AioSession()
+            session = share_loader(AioSession())
             session.set_credentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
             self._session = session
             return
         try:
-            session = AioSession(profile=self.profile.profile)
+            session = share_loader(AioSession(profile=self.profile.profile))
             creds = await session.get_credentials()
         except ProfileNotFound as exc:
             raise translate(exc) from exc

@@ -15,8 +15,10 @@ from collections import Counter
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import boto3
+import botocore.session
 
 from . import faults
+from .botoloader import share_loader
 from .retry import botocore_config, describe, total_attempts
 
 Log = Optional[Callable[[str], None]]
@@ -38,7 +40,9 @@ class Clients:
 
     def __init__(self, region: Optional[str] = None, log: Log = None) -> None:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        self.session = boto3.session.Session(region_name=self.region)
+        self.session = boto3.session.Session(
+            region_name=self.region, botocore_session=share_loader(botocore.session.Session())
+        )
         self.log = log
         self.requests: Counter = Counter()
         self._lock = threading.Lock()

@@ -529,8 +529,11 @@ def client_env(info: LocalCloudInfo) -> dict[str, str]:
 
 def _client(info: LocalCloudInfo, service: str) -> Any:
     import boto3
+    import botocore.session
+    from awsac_agent.botoloader import share_loader
 
-    return boto3.session.Session().client(
+    session = boto3.session.Session(botocore_session=share_loader(botocore.session.Session()))
+    return session.client(
         service,
         endpoint_url=info.endpoint,
         region_name=info.region,
