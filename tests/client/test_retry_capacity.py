@@ -59,7 +59,13 @@ def job_dir(tmp_path: Path, info: Any, script: str, count: int, **spec: Any) -> 
 
 
 def audit(boto3_client: Any, sid: str) -> None:
-    left = leftovers_in(boto3_client, sid, BUCKET)
+    # `check --watch` returns when the jobs have ended; the agent then uploads its own log and
+    # terminates its instance, which takes a moment more
+    left = wait_for(
+        lambda: (found := leftovers_in(boto3_client, sid, BUCKET)).instances == [] and found,
+        30,
+        f"the instances of {sid} to end themselves",
+    )
     assert (left.instances, left.volumes, left.uploads) == ([], [], []), left
 
 
