@@ -1,11 +1,16 @@
-"""Benchmarks 2 and 3: one Monitor.refresh at 10, 100 and 1,000 jobs vs a naive refresh and vs raw boto3.
+"""Benchmarks 2 and 3: one Monitor.refresh at 10 to 10,000 jobs vs a naive refresh and vs raw boto3.
 
-All three read the same session on the same local cloud, interleaved, in the same run.
+Per size, on the same session and the same local cloud, interleaved in one run: the client's
+incremental refresh (after 1 % of the jobs changed, written by the agent's store code), its full
+refresh (``force_full``), the raw boto3 script paging as the client does (``limit 2500``) and,
+up to 1,000 jobs, the raw script with SimpleDB's default page of 100 and a naive refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import random
 import shutil
 import tempfile
 import time
@@ -24,7 +29,10 @@ from common import (
 
 CORES = 8  # c5.2xlarge
 SLEEP_JOB = "#!/bin/sh\nsleep 900\n"
-EMULATED_BOOT = ["sleep", "900"]  # an instance that boots but runs no agent (see emulate_agents)
+EMULATED_BOOT: list[str] = []  # no process at all (NoProcessMachine): agents are emulated
+CHANGED = 0.01  # the share of jobs whose record changes between two ticks
+SMALL = 1000  # the naive refresh, the 100-item raw script and the cleanup only up to this size
+PARALLEL = 16  # threads writing what the emulated agents write
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class SizeResult:
     raw_limit: list[Sample]
     setup_s: float
     profile: str = ""
+    full: list[Sample] = ()  # type: ignore[assignment]
+    changed_per_tick: int = 0
+    full_profile: str = ""
 
 
 def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
@@ -67,7 +78,7 @@ def boto3_client(info: Any, service: str) -> Any:
     return local_service.boto3_client(info, service)
 
 
-def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) -> None:
+def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) -> tuple[Any, dict]:
     """What each instance's agent would have written by now, written by the agent's own code:
     one tagged volume per instance (created from the snapshot, attached) and one status record
     per job, status running, through ``awsac_agent.store.SimpleDbStore.put``."""
@@ -85,28 +96,72 @@ def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) ->
     ]
     by_li = {i["AmiLaunchIndex"]: i["InstanceId"] for i in instances}
     tags = [{"Key": SESSION_TAG, "Value": session_id}]
-    for _li, iid in sorted(by_li.items()):
+
+    def volume_for(iid: str) -> None:
         vol = ec2.create_volume(
             SnapshotId=snapshot_id,
             AvailabilityZone="us-east-1a",
             TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
         )["VolumeId"]
         ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+
+    # as the agents do, at once: every EC2 write waits for the emulator's whole EC2 state to be
+    # saved (0.4 s at 1,250 instances here), and writes that arrive together share one save
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+        list(pool.map(volume_for, [iid for _li, iid in sorted(by_li.items())]))
     store = SimpleDbStore(boto3_client(info, "sdb"), session_id)
     now = utcnow_iso()
-    for li, iid in sorted(by_li.items()):
-        for jobnr in assignment.jobs_for_instance(li, CORES, n_jobs):
-            store.put(
-                JobRecord(
-                    jobnr=jobnr,
-                    status=RUNNING,
-                    instance_id=iid,
-                    launchindex=li,
-                    shellscript="sleep.sh",
-                    snapshot=snapshot_id,
-                    runstarttime=now,
-                )
-            )
+    records = [
+        JobRecord(
+            jobnr=jobnr,
+            status=RUNNING,
+            instance_id=iid,
+            launchindex=li,
+            shellscript="sleep.sh",
+            snapshot=snapshot_id,
+            runstarttime=now,
+        )
+        for li, iid in sorted(by_li.items())
+        for jobnr in assignment.jobs_for_instance(li, CORES, n_jobs)
+    ]
+    step = 25 * 8
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:  # batches of 25, as agents write
+        list(
+            pool.map(store.put_many, [records[i : i + step] for i in range(0, len(records), step)])
+        )
+    return store, {r.jobnr: r for r in records}
+
+
+class Changes:
+    """Between two ticks, ``CHANGED`` of the jobs change status (running <-> waitforsave),
+    written through the agent's store code (``put_many``: BatchPutAttributes, ``updated`` set)."""
+
+    def __init__(self, store: Any, records: dict[int, Any], seed: int = 20) -> None:
+        self.store = store
+        self.records = records
+        self.rng = random.Random(seed)
+        self.count = max(1, int(len(records) * CHANGED))
+
+    def write(self) -> None:
+        from awsac_agent.status import RUNNING, WAITFORSAVE
+
+        picked = self.rng.sample(sorted(self.records), self.count)
+        new = []
+        for n in picked:
+            rec = self.records[n]
+            rec = rec.with_(status=WAITFORSAVE if rec.status == RUNNING else RUNNING)
+            self.records[n] = rec
+            new.append(rec)
+        self.store.put_many(new)
+
+
+def end_big_session(info: Any, session_id: str, ids: list[str]) -> None:
+    from awsac_agent.status import domain_name
+
+    ec2 = boto3_client(info, "ec2")
+    for i in range(0, len(ids), 500):
+        ec2.terminate_instances(InstanceIds=ids[i : i + 500])
+    boto3_client(info, "sdb").delete_domain(DomainName=domain_name(session_id))
 
 
 async def naive_refresh(cloud: Any, session_id: str, ids: list[str], vols: list[str], n: int):
@@ -169,6 +224,7 @@ async def measure_size(
     service.configure(info, boot_command=probe_boot_command() if real_agents else EMULATED_BOOT)
     t_setup = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="awsac-bench-scale-"))
+    changes: Changes | None = None
     try:
         spec_path = job_dir(tmp / "job", info.image_id, snapshot_id, n_jobs)
         counter = CallCounter()
@@ -176,23 +232,29 @@ async def measure_size(
             plan = await session.plan_start(spec_path, cloud=cloud)
             record = await session.start(plan, cloud)
             sid = record.session_id
-            mon = Monitor(record, cloud, boot_timeout=3600, write_lost=False)
-            deadline = time.monotonic() + 300
+            # incremental unless told: full reads are asked for with force_full
+            mon = Monitor(record, cloud, boot_timeout=3600, write_lost=False, full_every=10**9)
+            deadline = time.monotonic() + 600
             while True:  # every instance running (and, with real agents, every job)
+                mon.force_full()
                 snap = await mon.refresh()
                 up = len(snap.instances) == record.n_instances and all(
                     i.state == "running" for i in snap.instances
                 )
                 if up and not real_agents:
-                    await asyncio.to_thread(emulate_agents, info, sid, snapshot_id, n_jobs)
+                    store, recs = await asyncio.to_thread(
+                        emulate_agents, info, sid, snapshot_id, n_jobs
+                    )
+                    changes = Changes(store, recs)
                     break
                 if up and all(j.status == "running" for j in snap.jobs):
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{sid}: not all running after 300 s: {snap}")
+                    raise RuntimeError(f"{sid}: not all running after 600 s: {snap}")
                 await asyncio.sleep(1.0)
             setup_s = time.monotonic() - t_setup
             await counted_cloud_clients(cloud, counter)
+            mon.force_full()
             snap = await mon.refresh()  # warm: clients open, connections up
             bad = [(j.jobnr, j.status) for j in snap.jobs if j.status != "running"]
             assert len(snap.jobs) == n_jobs and not bad, (len(snap.jobs), bad[:5])
@@ -203,9 +265,10 @@ async def measure_size(
             raw_counter = CallCounter()
             raw_counter.install(ec2_raw)
             raw_counter.install(sdb_raw)
-            raw_refresh(ec2_raw, sdb_raw, sid)  # warm
+            raw_refresh(ec2_raw, sdb_raw, sid, True)  # warm
             await naive_refresh(cloud, sid, ids[:1], vols[:1], 1)  # warm
-            samples: dict[str, list[Sample]] = {k: [] for k in ("client", "naive", "raw", "raw_l")}
+            kinds = ("client", "full", "naive", "raw", "raw_l")
+            samples: dict[str, list[Sample]] = {k: [] for k in kinds}
 
             async def timed(kind: str, cnt: CallCounter, fn: Any) -> Any:
                 cnt.reset()
@@ -219,9 +282,25 @@ async def measure_size(
                 )
                 return res
 
-            async def client() -> None:
-                snap = await timed("client", counter, mon.refresh)
+            async def change() -> None:  # 1 % of the jobs change (untimed): the next tick's work
+                if changes is not None:
+                    await asyncio.to_thread(changes.write)
+
+            def check(snap: Any) -> None:
                 assert len(snap.jobs) == n_jobs
+                if changes is not None:
+                    got = {j.jobnr: j.status for j in snap.jobs}
+                    wrong = [n for n, r in changes.records.items() if got[n] != r.status]
+                    assert not wrong, f"{len(wrong)} jobs not current, e.g. {wrong[:3]}"
+
+            async def client() -> None:  # the incremental refresh after 1 % changed
+                await change()
+                check(await timed("client", counter, mon.refresh))
+
+            async def full() -> None:
+                await change()
+                mon.force_full()
+                check(await timed("full", counter, mon.refresh))
 
             async def raw() -> None:
                 res = await timed(
@@ -232,11 +311,12 @@ async def measure_size(
                 assert len(res["jobs"]) == n_jobs, len(res["jobs"])
 
             async def raw_limit() -> None:
-                await timed(
+                res = await timed(
                     "raw_l",
                     raw_counter,
                     lambda: asyncio.to_thread(raw_refresh, ec2_raw, sdb_raw, sid, True),
                 )
+                assert len(res["jobs"]) == n_jobs, len(res["jobs"])
 
             async def naive() -> None:
                 res = await timed(
@@ -244,20 +324,32 @@ async def measure_size(
                 )
                 assert len(res["jobs"]) == n_jobs
 
-            order = [client, raw, raw_limit, naive]
+            order = [client, full, raw_limit] + ([raw, naive] if n_jobs <= SMALL else [])
             for i in range(repeats):  # interleaved, the order rotating from one round to the next
                 for step in order[i % len(order) :] + order[: i % len(order)]:
                     await step()
-            profile_text = ""
+            profile_text = full_text = ""
             if profile:
                 from pyinstrument import Profiler
 
-                prof = Profiler(interval=0.001, async_mode="enabled")
-                prof.start()
-                await mon.refresh()
-                prof.stop()
-                profile_text = prof.output_text(unicode=False, color=False)
-            await session.cleanup(record, cloud=cloud, force=True, kill_running=True)
+                for kind in ("client", "full"):
+                    await change()
+                    if kind == "full":
+                        mon.force_full()
+                    prof = Profiler(interval=0.001, async_mode="enabled")
+                    prof.start()
+                    await mon.refresh()
+                    prof.stop()
+                    text = prof.output_text(unicode=False, color=False)
+                    if kind == "client":
+                        profile_text = text
+                    else:
+                        full_text = text
+            if n_jobs <= SMALL:
+                await session.cleanup(record, cloud=cloud, force=True, kill_running=True)
+            else:  # cleanup deletes 1,250 volumes one by one (0.4 s each here): the instances
+                # and the domain go, the volumes stay in this private cloud until it is removed
+                await asyncio.to_thread(end_big_session, info, sid, ids)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         service.configure(info, boot_command=probe_boot_command())
@@ -271,10 +363,16 @@ async def measure_size(
         samples["raw_l"],
         setup_s,
         profile_text,
+        samples["full"],
+        changes.count if changes is not None else 0,
+        full_text,
     )
 
 
-def run(info: Any, sizes: tuple[int, ...] = (10, 100, 1000), repeats: int = 5) -> list[SizeResult]:
+SIZES = (10, 100, 1000, 3000, 10000)
+
+
+def run(info: Any, sizes: tuple[int, ...] = SIZES, repeats: int = 5) -> list[SizeResult]:
     from awsac_tui.local import service
 
     snapshot_id = service.make_snapshot(
@@ -282,19 +380,25 @@ def run(info: Any, sizes: tuple[int, ...] = (10, 100, 1000), repeats: int = 5) -
     )
     out = []
     for n in sizes:
-        reps = repeats if n >= 1000 else repeats * 2 - 1  # small sizes are cheap: more rounds
+        # small sizes are cheap: more rounds; 10,000 jobs: a full read costs tens of seconds
+        reps = repeats * 2 - 1 if n < 1000 else repeats if n <= 3000 else max(3, repeats - 2)
         coro = measure_size(info, snapshot_id, n, reps, real_agents=n <= 10, profile=n >= 1000)
         out.append(asyncio.run(coro))
     return out
 
 
-def summary(r: SizeResult) -> dict[str, float]:
-    def m(samples: list[Sample], attr: str) -> float:
-        return median([getattr(s, attr) for s in samples])
+KINDS = ("client", "full", "naive", "raw", "raw_limit")
+
+
+def summary(r: SizeResult) -> dict[str, float | None]:
+    """Medians per kind and measure (None: the kind was not run at this size)."""
+
+    def m(samples: list[Sample], attr: str) -> float | None:
+        return median([getattr(s, attr) for s in samples]) if samples else None
 
     return {
         kind + "_" + attr: m(getattr(r, kind), attr)
-        for kind in ("client", "naive", "raw", "raw_limit")
+        for kind in KINDS
         for attr in ("wall", "calls", "bytes")
     }
 
@@ -302,21 +406,37 @@ def summary(r: SizeResult) -> dict[str, float]:
 def main() -> None:
     import sys
 
-    sizes = tuple(int(a) for a in sys.argv[1:]) or (10, 100)
+    save = "--save" in sys.argv  # the figures replace results.json's "scale" (run_all --render)
+    sizes = tuple(int(a) for a in sys.argv[1:] if not a.startswith("--")) or (10, 100)
     with private_local_cloud(boot_delay=0.0) as (info, _state):
         results = run(info, sizes, repeats=3)
+    if save:
+        import json
+
+        import run_all
+
+        saved = json.loads(run_all.RESULTS_JSON.read_text())
+        saved["scale"] = [{**run_all._plain(r), "summary": summary(r)} for r in results]
+        saved["scale_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        saved["scale_load"] = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+        run_all.RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
+        print(f"saved to {run_all.RESULTS_JSON}")
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1000:.0f} ms"
+
     for r in results:
         s = summary(r)
         print(
             f"{r.n_jobs:5d} jobs {r.n_instances:4d} inst (real agents: {r.real_agents}, setup "
-            f"{r.setup_s:.1f} s): client {s['client_wall'] * 1000:.0f} ms {s['client_calls']:.0f} "
-            f"calls {s['client_bytes']:.0f} B | naive {s['naive_wall'] * 1000:.0f} ms "
-            f"{s['naive_calls']:.0f} calls | raw {s['raw_wall'] * 1000:.0f} ms "
-            f"{s['raw_calls']:.0f} calls | raw limit {s['raw_limit_wall'] * 1000:.0f} ms "
-            f"{s['raw_limit_calls']:.0f} calls"
+            f"{r.setup_s:.1f} s, {r.changed_per_tick} changed per tick): incremental "
+            f"{ms(s['client_wall'])} {s['client_calls']:.0f} calls {s['client_bytes']:.0f} B | "
+            f"full {ms(s['full_wall'])} {s['full_calls']:.0f} calls | raw limit "
+            f"{ms(s['raw_limit_wall'])} {s['raw_limit_calls']:.0f} calls | raw "
+            f"{ms(s['raw_wall'])} | naive {ms(s['naive_wall'])}"
         )
-        print("   client ops:", r.client[-1].ops, r.client[-1].op_seconds)
-        print("   raw ops:", r.raw[-1].ops, r.raw[-1].op_seconds)
+        print("   incremental ops:", r.client[-1].ops, r.client[-1].op_seconds)
+        print("   full ops:", r.full[-1].ops, r.full[-1].op_seconds)
         if r.profile:
             print(r.profile[:6000])
 

@@ -101,6 +101,264 @@ def _ratio_verdict(scale: list[dict[str, Any]]) -> str:
     return "(**met** at every size)." if not over else f"(**missed** at {', '.join(over)})."
 
 
+def _opt_ms(v: float | None) -> str:
+    return "-" if v is None else _ms(v)
+
+
+def _render_scale(res: dict[str, Any]) -> list[str]:
+    scale = res["scale"]
+    when = (
+        f" Measured on {res['scale_date']} by `python bench/monitor_scale.py "
+        + " ".join(str(r["n_jobs"]) for r in scale)
+        + f" --save` (load average at the end {res.get('scale_load', '?')})."
+        if res.get("scale_date")
+        else ""
+    )
+    lines = [
+        "## 2. Monitor scaling (one `Monitor.refresh`) and 3. client vs raw boto3",
+        "",
+        "Sessions of c5.2xlarge (8 cores), jobs `sleep 900`, SimpleDB store, one volume from "
+        "the release snapshot per instance. Per size, in the same run and interleaved: the "
+        "client's **incremental** refresh (`Monitor.refresh` after 1 % of the jobs changed "
+        "status, written through the agent's store code: DescribeInstances of the instances "
+        "not running, DescribeVolumes of the volumes not in use, `select ... where updated >= "
+        "mark - 10 s`), the client's **full** refresh (`force_full`: everything with the "
+        "session tag, `select *` paged by 2,500), the minimal hand-written boto3 script "
+        "(paginated DescribeInstances and DescribeVolumes filtered by the session tag, "
+        "`select *` paged with `limit 2500` as the client pages; also with SimpleDB's default "
+        "100 up to 1,000 jobs) and, up to 1,000 jobs, a naive refresh (DescribeInstances per "
+        "instance id, DescribeVolumes per volume id, GetAttributes per job). API calls and "
+        "response bytes are counted with a botocore `before-parse` hook on every client." + when,
+        "",
+        "**What is emulated.** 10 jobs: 2 real instances running the real agent. From 100 jobs: "
+        "the instances are really launched by `session.start` (RunInstances, tags, user-data) "
+        "on the local cloud, but boot no process (boot command `[]`): 1,250 agents do not fit "
+        "a 2-core machine. What the agents would have written is written by the agent's own "
+        "code from the benchmark process: one volume per instance (CreateVolume from the "
+        "snapshot with the session tag, AttachVolume) and one status record per job through "
+        "`awsac_agent.store.SimpleDbStore.put_many` (status running); between two ticks 1 % "
+        "of the jobs change status the same way. The monitor cannot tell the difference.",
+        "",
+        "| jobs | instances | agents | changed per tick | incremental | full | "
+        "raw, limit 2500 | raw, 100 per page | naive | full / raw 2500 |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in scale:
+        s = r["summary"]
+        full = s.get("full_wall")
+        ratio = f"{full / s['raw_limit_wall']:.2f}x" if full and s.get("raw_limit_wall") else "-"
+        lines.append(
+            f"| {r['n_jobs']} | {r['n_instances']} | {'real' if r['real_agents'] else 'emulated'} "
+            f"| {r.get('changed_per_tick', '-')} | {_opt_ms(s['client_wall'])} "
+            f"| {_opt_ms(full)} | {_opt_ms(s.get('raw_limit_wall'))} "
+            f"| {_opt_ms(s.get('raw_wall'))} | {_opt_ms(s.get('naive_wall'))} | {ratio} |"
+        )
+    lines += [
+        "",
+        "API calls and bytes received per refresh:",
+        "",
+        "| jobs | incremental calls | incremental bytes | full calls | full bytes | "
+        "raw 2500 calls | raw 2500 bytes | naive calls |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def n(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    def b(v: float | None) -> str:
+        return "-" if v is None else fmt_bytes(v)
+
+    for r in scale:
+        s = r["summary"]
+        lines.append(
+            f"| {r['n_jobs']} | {n(s['client_calls'])} | {b(s['client_bytes'])} "
+            f"| {n(s.get('full_calls'))} | {b(s.get('full_bytes'))} "
+            f"| {n(s.get('raw_limit_calls'))} | {b(s.get('raw_limit_bytes'))} "
+            f"| {n(s.get('naive_calls'))} |"
+        )
+    lines += ["", "Client calls by operation and their summed time (last sample):", ""]
+    for r in scale:
+        for kind in ("client", "full"):
+            if not r.get(kind):
+                continue
+            c = r[kind][-1]
+            ops = ", ".join(
+                f"{op} x{k} ({c['op_seconds'].get(op, 0) * 1000:.0f} ms)"
+                for op, k in sorted(c["ops"].items())
+            )
+            label = "incremental" if kind == "client" else "full"
+            lines.append(f"- {r['n_jobs']} jobs, {label}: {ops}")
+    by_n = {r["n_jobs"]: r for r in scale}
+    big = max(scale, key=lambda r: r["n_jobs"])
+    bs = big["summary"]
+    inc, calls = bs["client_wall"], bs["client_calls"]
+    ok = inc is not None and inc < 0.3 and calls is not None and calls <= 3
+    lines += [
+        "",
+        f"- Target: at {big['n_jobs']} jobs the incremental refresh under 300 ms with at most "
+        f"3 calls: " + ("**met**" if ok else "**missed**") + f" ({_opt_ms(inc)}, {n(calls)} calls, "
+        f"samples {', '.join(_ms(x['wall']) for x in big['client'])}).",
+    ]
+    small = by_n.get(1000)
+    if small is not None and small["summary"].get("full_wall") and bs.get("full_wall"):
+        growth = bs["full_wall"] / small["summary"]["full_wall"]
+        factor = big["n_jobs"] / 1000
+        lines.append(
+            f"- Target: the full refresh grows at most linearly from 1,000 to {big['n_jobs']} "
+            f"jobs: {_ms(small['summary']['full_wall'])} -> {_ms(bs['full_wall'])}, "
+            f"{growth:.1f}x for {factor:.0f}x the jobs: "
+            + ("**met**" if growth <= factor else "**missed**")
+            + "."
+        )
+    if small is not None and small["summary"].get("full_wall"):
+        fw = small["summary"]["full_wall"]
+        lines.append(
+            "- Target: a 1000-job refresh under 1 s: "
+            + (f"**met** ({_ms(fw)})" if fw < 1 else f"**missed** by {_ms(fw - 1)} ({_ms(fw)})")
+            + f" (the full one; incremental {_opt_ms(small['summary']['client_wall'])})."
+        )
+    ratios = [
+        (r["n_jobs"], r["summary"]["full_wall"] / r["summary"]["raw_limit_wall"])
+        for r in scale
+        if r["summary"].get("full_wall") and r["summary"].get("raw_limit_wall")
+    ]
+    over = [f"{k} jobs" for k, x in ratios if x > 1.2]
+    lines += [
+        "- Target: the client's full refresh within 1.2x of the raw script paging as it does: "
+        + ", ".join(f"{k} jobs {x:.2f}x" for k, x in ratios)
+        + (" (**met** at every size)." if not over else f" (**missed** at {', '.join(over)})."),
+        "- Rounds per figure: "
+        + ", ".join(f"{r['n_jobs']} jobs {len(r['client'])}" for r in scale)
+        + "; session set-up: "
+        + ", ".join(f"{r['n_jobs']} jobs {r['setup_s']:.0f} s" for r in scale)
+        + ".",
+        "",
+    ]
+    for key, label in (("profile", "incremental"), ("full_profile", "full")):
+        if big.get(key):
+            lines += [
+                f"<details><summary>pyinstrument profile of one {label} client refresh at "
+                f"{big['n_jobs']} jobs</summary>",
+                "",
+                "```",
+                _profile_excerpt(big[key], 60),
+                "```",
+                "</details>",
+                "",
+            ]
+    return lines
+
+
+def _render_tui(t: dict[str, Any]) -> list[str]:
+    def row(label: str, v: list[float]) -> str:
+        return (
+            f"| {label} | {median(v):.1f} ms | {_pct(v, 0.9):.1f} ms | {max(v):.1f} ms | {len(v)} |"
+        )
+
+    live = t.get("live")
+    fixed_big = t.get("fixed_big")
+    lines = [
+        "## 4. TUI latency (session screen, refreshing)",
+        "",
+        "`AwsacApp` in a Textual pilot, terminal 120x40, the session screen refreshing every "
+        "1 s (interval scale 0.2). Latency = from the key press to the first frame that shows "
+        "the effect (the benchmark renders each frame to terminal sequences, as a real driver "
+        "does; the headless driver skips that). **Fixed backend**: a FixedBackend whose "
+        "session (8 cores per instance) changes state at every refresh; its snapshots are made "
+        "in advance, so a refresh costs nothing but applying it.",
+    ]
+    if live:
+        lines += [
+            "",
+            f"**Live backend**: the real `LiveBackend` on a private local cloud holding a "
+            f"{live['n_jobs']:,}-job session ({live['n_instances']:,} instances launched, agents "
+            f"emulated as in section 2), {live['changed_per_s']} jobs changing status every "
+            "second from another process; the screen's refreshes run the real Monitor on the "
+            f"MonitorPool's thread (incremental, every 12th full). Keys every {KEY_GAP_S} s.",
+        ]
+    lines += [
+        "",
+        "| measure | median | p90 | max | samples |",
+        "|---|---:|---:|---:|---:|",
+        row("fixed, 1,000 jobs: cursor down in the jobs table", t["cursor_ms"]),
+        row("fixed, 1,000 jobs: open a job log (`l`) until its lines show", t["log_open_ms"]),
+        row("fixed, 1,000 jobs: one refresh applied to the tables", t["apply_ms"]),
+    ]
+    if fixed_big:
+        k = f"{fixed_big['n_jobs']:,}"
+        lines += [
+            row(f"fixed, {k} jobs: cursor down in the jobs table", fixed_big["cursor_ms"]),
+            row(f"fixed, {k} jobs: one refresh applied to the tables", fixed_big["apply_ms"]),
+        ]
+    if live:
+        k = f"{live['n_jobs']:,}"
+        lines += [
+            row(f"**live, {k} jobs: cursor down while it refreshes**", live["cursor_ms"]),
+            row(f"live, {k} jobs: one refresh applied to the tables", live["apply_ms"]),
+            row(
+                f"live, {k} jobs: one Monitor.refresh (monitor thread)",
+                [x * 1000 for x in live["refresh_s"]],
+            ),
+        ]
+        p90 = _pct(live["cursor_ms"], 0.9)
+        lines += [
+            "",
+            f"Target: key-to-screen p90 under 50 ms on the {k}-job session while it refreshes "
+            "(live backend): "
+            + (f"**met** ({p90:.1f} ms)" if p90 < 50 else f"**missed** ({p90:.1f} ms)")
+            + f". {live['refreshes']} screen refreshes during the presses, {live['full_reads']} "
+            f"full reads of the monitor in all; load average {live['load']} at the end; "
+            f"set-up {live['setup_s']:.0f} s.",
+        ]
+    lines += [
+        "",
+        f"Peak memory: {t['peak_rss_mib']:.0f} MiB resident (ru_maxrss of the benchmark "
+        f"process: Python, Textual, the app, {t['refreshes']} refreshes"
+        + (", then the live run" if live else "")
+        + "), "
+        + (
+            f"{t['tracemalloc_peak_mib']:.1f} MiB peak of Python allocations (tracemalloc, "
+            "separate pass: 1,000 jobs, load, 3 refreshes, open a log)."
+            if t.get("tracemalloc_peak_mib") is not None
+            else "tracemalloc not measured."
+        ),
+        "",
+    ]
+    return lines
+
+
+KEY_GAP_S = 0.25  # tui_latency.KEY_GAP
+
+
+def _render_queue(q: dict[str, Any]) -> list[str]:
+    import queue_vs_static
+
+    d = q["distribution"]
+    lines = [
+        "## 7. Static vs queue mode (`bench/queue_vs_static.py`, issue 14)",
+        "",
+        f"{q['n_jobs']} jobs, each a `sleep` drawn from a seeded {d['kind']} (seed {d['seed']}), "
+        f"on {q['cores']} cores of {q['instance_type']} under a vCPU quota of {q['cores']}, "
+        "real client and real agents on the local cloud. Static mode is the paper's rule (one "
+        f"job per core): {q['cores']} jobs fit the quota at a time, so the workload runs as "
+        f"{q['static']['sessions']} sessions of {q['cores']} jobs on "
+        f"{q['static']['instances'] // q['static']['sessions']} instances, one after the other. "
+        f"Queue mode: one session, `max_instances = {q['queue']['instances']}`. Paid time is an "
+        f"instance's launch to its TerminateInstances. Measured {q['date']}; load average "
+        f"{q['load_at_start']} at the start, {q['load_at_end']} at the end.",
+        "",
+        *queue_vs_static.table(q),
+        "",
+        queue_vs_static.verdict(q) + " Static mode loses its time to boot and teardown per "
+        f"{q['cores']} jobs and to each instance waiting for its longest job. The first run of "
+        "this benchmark found queue mode's agent spending three loop ticks per job between a "
+        "job's end and the next claim; the loop now reaps ended jobs before the claim round and "
+        "waits on a claim in flight instead of a whole tick (tests/agent/test_queue_loop.py).",
+        "",
+    ]
+    return lines
+
+
 def render(res: dict[str, Any]) -> str:
     import e2e
 
@@ -166,140 +424,9 @@ def render(res: dict[str, Any]) -> str:
         "",
     ]
     # ---- 2 + 3
-    lines += [
-        "## 2. Monitor scaling (one `Monitor.refresh`) and 3. client vs raw boto3",
-        "",
-        "Sessions of c5.2xlarge (8 cores), jobs `sleep 900`, SimpleDB store, one volume from "
-        "the release snapshot per instance. Per size, in the same run and interleaved: our "
-        "client (`Monitor.refresh`, warm), a naive refresh "
-        "(DescribeInstances per instance id, DescribeVolumes per volume id, GetAttributes per "
-        "job, one after another, same aiobotocore clients) and a minimal hand-written boto3 "
-        "script (paginated DescribeInstances and DescribeVolumes filtered by the session tag, "
-        "paged `select * from domain`, results into plain dicts), also with `limit 2500`. API "
-        "calls and response bytes are counted with a botocore `before-parse` hook on every "
-        "client.",
-        "",
-        "**What is emulated.** 10 jobs: 2 real instances running the real agent (every job "
-        "really `running`). 100 and 1,000 jobs: 13 and 125 instances really launched by "
-        "`session.start` (RunInstances, tags, user-data) on the local cloud, but their boot "
-        "command is `sleep 900` instead of the agent: 125 agents (250 Python processes plus "
-        "1,000 jobs) do not fit a 2-core machine shared with other work. What the agents would "
-        "have written is written by the agent's own code from the benchmark process: one "
-        "volume per instance (CreateVolume from the snapshot with the session tag, "
-        "AttachVolume) and one status record per job through "
-        "`awsac_agent.store.SimpleDbStore.put` (status running). The monitor and the "
-        "other readers cannot tell the difference.",
-        "",
-        "| jobs | instances | agents | client | naive | raw boto3 | raw, limit 2500 | "
-        "client / raw | naive / client |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in res["scale"]:
-        s = r["summary"]
-        lines.append(
-            f"| {r['n_jobs']} | {r['n_instances']} | {'real' if r['real_agents'] else 'emulated'} "
-            f"| {_ms(s['client_wall'])} | {_ms(s['naive_wall'])} "
-            f"| {_ms(s['raw_wall'])} | {_ms(s['raw_limit_wall'])} "
-            f"| {s['client_wall'] / s['raw_wall']:.2f}x | {s['naive_wall'] / s['client_wall']:.1f}x |"
-        )
-    lines += [
-        "",
-        "API calls and bytes received per refresh:",
-        "",
-        "| jobs | client calls | client bytes | naive calls | naive bytes | raw calls | "
-        "naive / client calls |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in res["scale"]:
-        s = r["summary"]
-        lines.append(
-            f"| {r['n_jobs']} | {s['client_calls']:.0f} | {fmt_bytes(s['client_bytes'])} "
-            f"| {s['naive_calls']:.0f} "
-            f"| {fmt_bytes(s['naive_bytes'])} | {s['raw_calls']:.0f} "
-            f"| {s['naive_calls'] / s['client_calls']:.0f}x |"
-        )
-    lines += ["", "Client calls by operation and their summed time (last sample):", ""]
-    for r in res["scale"]:
-        c = r["client"][-1]
-        ops = ", ".join(
-            f"{op} x{n} ({c['op_seconds'].get(op, 0) * 1000:.0f} ms)"
-            for op, n in sorted(c["ops"].items())
-        )
-        lines.append(f"- {r['n_jobs']} jobs: {ops}")
-    big = max(res["scale"], key=lambda r: r["n_jobs"])
-    bs = big["summary"]
-    target = (
-        f"**met** ({_ms(bs['client_wall'])})"
-        if bs["client_wall"] < 1
-        else f"**missed** by {_ms(bs['client_wall'] - 1)} ({_ms(bs['client_wall'])})"
-    )
-    ratios = ", ".join(
-        f"{r['n_jobs']} jobs {r['summary']['client_wall'] / r['summary']['raw_wall']:.2f}x"
-        for r in res["scale"]
-    )
-    lines += [
-        "",
-        f"- Target: a {big['n_jobs']}-job refresh under 1 s: {target}.",
-        "- Target: calls grow with pages, not instances: client calls "
-        + ", ".join(f"{r['summary']['client_calls']:.0f}" for r in res["scale"])
-        + " for "
-        + ", ".join(str(r["n_jobs"]) for r in res["scale"])
-        + " jobs (the naive refresh: "
-        + ", ".join(f"{r['summary']['naive_calls']:.0f}" for r in res["scale"])
-        + ").",
-        f"- Target: client within 1.2x of raw boto3: {ratios} " + _ratio_verdict(res["scale"]),
-        f"- Rounds per figure: {res['settings']['scale_repeats']} at 1,000 jobs, "
-        f"{res['settings']['scale_repeats'] * 2 - 1} below (order rotating); session set-up: "
-        + ", ".join(f"{r['n_jobs']} jobs {r['setup_s']:.0f} s" for r in res["scale"])
-        + ".",
-        "",
-    ]
-    if big.get("profile"):
-        lines += [
-            f"<details><summary>pyinstrument profile of one client refresh at "
-            f"{big['n_jobs']} jobs</summary>",
-            "",
-            "```",
-            _profile_excerpt(big["profile"], 60),
-            "```",
-            "</details>",
-            "",
-        ]
+    lines += _render_scale(res)
     # ---- 4
-    t = res["tui"]
-    lines += [
-        "## 4. TUI latency (1,000-job session screen, refreshing)",
-        "",
-        "`AwsacApp` with a FixedBackend whose 1,000-job session (125 instances, 8 cores) changes "
-        "state at every refresh; the session screen refreshes every 1 s (interval scale 0.2). "
-        "Terminal 120x40, Textual pilot. Latency = from the key press to the first frame that "
-        "shows the effect (the benchmark renders each frame to terminal sequences, as a real "
-        "driver does; the headless driver skips that).",
-        "",
-        "| measure | median | p90 | max | samples |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, key in (
-        ("cursor down in the jobs table", "cursor_ms"),
-        ("open a job log (`l`) until its lines show", "log_open_ms"),
-        ("one refresh applied to the tables (diff of 1,000 rows)", "apply_ms"),
-    ):
-        v = t[key]
-        lines.append(
-            f"| {label} | {median(v):.1f} ms | {_pct(v, 0.9):.1f} ms | {max(v):.1f} ms | {len(v)} |"
-        )
-    lines += [
-        "",
-        f"Peak memory: {t['peak_rss_mib']:.0f} MiB resident (ru_maxrss of the benchmark "
-        f"process: Python, Textual, the app, {t['refreshes']} refreshes), "
-        + (
-            f"{t['tracemalloc_peak_mib']:.1f} MiB peak of Python allocations (tracemalloc, "
-            "separate pass: load, 3 refreshes, open a log)."
-            if t.get("tracemalloc_peak_mib") is not None
-            else "tracemalloc not measured."
-        ),
-        "",
-    ]
+    lines += _render_tui(res["tui"])
     # ---- 5
     tp = res["throughput"]
     lines += [
@@ -380,6 +507,8 @@ def render(res: dict[str, Any]) -> str:
             ]
     if ANALYSIS_MD.exists():
         lines += [ANALYSIS_MD.read_text().strip(), ""]
+    if res.get("queue_vs_static"):
+        lines += _render_queue(res["queue_vs_static"])
     return "\n".join(lines)
 
 

@@ -89,7 +89,7 @@ def test_median_and_render_say_met_or_missed() -> None:
     sample = {"wall": 1.5, "calls": 12, "bytes": 1000, "ops": {"a": 1}, "op_seconds": {"a": 0.1}}
     summary = {
         f"{k}_{a}": v
-        for k in ("client", "naive", "raw", "raw_limit", "client_fix")
+        for k in ("client", "full", "naive", "raw", "raw_limit")
         for a, v in (("wall", 1.5), ("calls", 12), ("bytes", 1000))
     }
     res = {
@@ -141,3 +141,91 @@ def test_median_and_render_say_met_or_missed() -> None:
     assert "Target < 10 s: **missed** by 1.0 s" in text
     assert "a 1000-job refresh under 1 s: **missed** by 500 ms" in text
     assert "1.00x" in text
+
+
+def test_render_of_results_json_keeps_every_section_of_results_md() -> None:
+    """`run_all.py --render` rewrites RESULTS.md from results.json: no section may be lost
+    (section 7 came from queue_vs_static.py, the analysis from analysis.md)."""
+    res = json.loads(run_all.RESULTS_JSON.read_text())
+    text = run_all.render(res)
+    headings = [ln for ln in run_all.RESULTS_MD.read_text().splitlines() if ln.startswith("## ")]
+    rendered = {ln for ln in text.splitlines() if ln.startswith("## ")}
+    assert "## 7. Static vs queue mode (`bench/queue_vs_static.py`, issue 14)" in rendered
+    assert [h for h in headings if h not in rendered] == []
+
+
+def test_scale_render_reads_incremental_full_and_live_figures() -> None:
+    def sample(wall: float, calls: int) -> dict:
+        return {"wall": wall, "calls": calls, "bytes": 2000, "ops": {"x": calls}, "op_seconds": {}}
+
+    def size(n: int, inc: float, full: float) -> dict:
+        s = {
+            f"{k}_{a}": None
+            for k in ("client", "full", "naive", "raw", "raw_limit")
+            for a in ("wall", "calls", "bytes")
+        }
+        s.update(client_wall=inc, client_calls=3, client_bytes=2000, full_wall=full, full_calls=3)
+        s.update(raw_limit_wall=full, raw_limit_calls=3, raw_limit_bytes=9)
+        return {
+            "n_jobs": n,
+            "n_instances": n // 8,
+            "real_agents": False,
+            "setup_s": 1,
+            "changed_per_tick": n // 100,
+            "summary": s,
+            "client": [sample(inc, 3)],
+            "full": [sample(full, 3)],
+        }
+
+    text = "\n".join(
+        run_all._render_scale({"scale": [size(1000, 0.1, 1.0), size(10000, 0.2, 12.0)]})
+    )
+    assert "under 300 ms with at most 3 calls: **met** (200 ms, 3 calls" in text
+    assert "1000 ms -> 12000 ms, 12.0x for 10x the jobs: **missed**" in text
+    live = {
+        "n_jobs": 10000,
+        "n_instances": 1250,
+        "cursor_ms": [10.0] * 9 + [80.0],
+        "apply_ms": [5.0],
+        "refreshes": 4,
+        "full_reads": 1,
+        "refresh_s": [0.2],
+        "changed_per_s": 100,
+        "setup_s": 60,
+        "load": "1 2 3",
+    }
+    tui = {
+        "cursor_ms": [1.0],
+        "log_open_ms": [2.0],
+        "apply_ms": [3.0],
+        "refreshes": 1,
+        "peak_rss_mib": 10.0,
+        "tracemalloc_peak_mib": None,
+        "live": live,
+    }
+    assert "while it refreshes (live backend): **met** (10.0 ms)" in "\n".join(
+        run_all._render_tui(tui)
+    )
+
+
+def test_changes_flip_one_percent_of_the_jobs_per_tick() -> None:
+    import monitor_scale
+    from awsac_agent.status import RUNNING, JobRecord
+
+    class Store:
+        def __init__(self) -> None:
+            self.writes: list[list[JobRecord]] = []
+
+        def put_many(self, records: list[JobRecord]) -> None:
+            self.writes.append(records)
+
+    store = Store()
+    recs = {n: JobRecord(jobnr=n, status=RUNNING) for n in range(1, 1001)}
+    changes = monitor_scale.Changes(store, recs)
+    changes.write()
+    changes.write()
+    assert [len(w) for w in store.writes] == [10, 10]
+    flipped = {r.jobnr for r in store.writes[0]}
+    assert all(
+        changes.records[n].status != RUNNING for n in flipped - {r.jobnr for r in store.writes[1]}
+    )
