@@ -169,10 +169,9 @@ class SimpleDbStore(StatusStore):
 
     def put_many(self, records: List[JobRecord]) -> None:
         for i in range(0, len(records), BATCH_ITEMS):
+            # one item goes by BatchPutAttributes too: the agent's writes are one call whatever
+            # the writer's timing gathers (PutAttributes stays for claims and the client's marks)
             chunk = [_stamped(r) for r in records[i : i + BATCH_ITEMS]]
-            if len(chunk) == 1:
-                self.put(chunk[0])
-                continue
             items = [{"Name": item_name(r.jobnr), "Attributes": self._attrs(r)} for r in chunk]
             self._write(
                 lambda items=items: self.sdb.batch_put_attributes(
