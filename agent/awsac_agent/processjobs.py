@@ -40,6 +40,7 @@ from .devices import DeviceProvider, provider_from_env
 from .errors import AwsacError, FormatError
 from .imds import Imds
 from .jobscfg import Job, expand_jobs, read_jobs_cfg
+from .jobscope import JobScopes, unit_name
 from .redact import redact
 from .retry import describe
 from .sessionid import SESSION_TAG
@@ -192,6 +193,7 @@ class RunningJob:
     kill_sent: bool = False
     live_size: int = -1
     timeout_reason: Optional[str] = None
+    scope: str = ""  # its systemd scope's unit name (unused where there are no scopes)
 
 
 @dataclass
@@ -306,6 +308,7 @@ class Worker:
         self._tickers: List[Ticker] = []
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="io")
         self._saver: Optional[ThreadPoolExecutor] = None
+        self.scopes: JobScopes  # set up with the store (it asks systemd once)
         self._claim: Optional["Future[ClaimResult]"] = None
         self._claim_empty = False
         self._claim_after = 0.0
@@ -463,6 +466,7 @@ class Worker:
             retry_seconds=self.s.writer_retry_seconds,
         )
         self._saver = ThreadPoolExecutor(max_workers=self.cores, thread_name_prefix="save")
+        self.scopes = JobScopes(self.log)
         self.start_tickers()
 
     def _life_cycle(self) -> Optional[str]:
@@ -709,8 +713,9 @@ class Worker:
                 "-c",
                 'echo "job $AWSAC_JOB_NUMBER hangs (injected)"; sleep 86400',
             ]
+        scope = unit_name(self.session_id, job.jobnr, record.attempt)
         proc = subprocess.Popen(
-            command,
+            self.scopes.command(scope, command),
             cwd=str(job_dir),
             stdin=subprocess.DEVNULL,
             stdout=fh,
@@ -719,17 +724,20 @@ class Worker:
             start_new_session=True,
         )
         self.running[job.jobnr] = RunningJob(
-            job, record, proc, job_dir, log_path, fh, time.monotonic()
+            job, record, proc, job_dir, log_path, fh, time.monotonic(), scope=scope
         )
         self.log(f"  job {job.jobnr} started: {len(self.running)} of {self.cores} core(s) busy")
         if not written:
             self.submit(record)
 
     def _signal(self, rj: RunningJob, sig: int) -> None:
+        """``sig`` to the job's process group and, where jobs have scopes, to its whole scope
+        (which also holds the processes that left the group with ``setsid``)."""
         try:
             os.killpg(rj.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        self.scopes.signal(rj.scope, sig)
 
     def request_end(self, rj: RunningJob, reason: str, why: str) -> None:
         if rj.end_reason is None:
@@ -1009,8 +1017,12 @@ class Worker:
         rc = rj.proc.returncode
         seconds = time.monotonic() - rj.started
         self.log(f"# subprocess for job {n} ended after {seconds:.1f} s. returncode: {rc}")
-        # Whatever the script left behind in its process group goes too.
-        self._signal(rj, signal.SIGKILL)
+        # Whatever the script left behind in its process group goes too (and in its scope, on
+        # the save pool: systemctl is quick, but the loop does not wait for it).
+        try:
+            os.killpg(rj.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         rj.log_handle.close()
         now = utcnow_iso()
         saving = rj.record.with_(status=SAVING, runendtime=now, returncode=rc, savestarttime=now)
@@ -1022,6 +1034,7 @@ class Worker:
         n = rj.job.jobnr
         error = None
         results = None
+        self.scopes.stop(rj.scope)  # nothing of the job writes while its output is saved
         t0 = time.monotonic()
         try:
             results = self.save_outputs(rj)

@@ -178,6 +178,8 @@ def instance_environment(
             "AWS_CONFIG_FILE": str(instance_dir / "no-aws-config"),
             "AWSAC_WORK_DIR": str(root / "mnt" / "awsac"),
             "AWSAC_DEVICE_PROVIDER": "local",
+            # the host's systemd is not the instance's: its subreaper holds the jobs' processes
+            "AWSAC_JOB_SCOPES": "off",
             "AWSAC_PYTHON": python or sys.executable,
             "HOME": str(root / "root"),
             "TMPDIR": str(root / "tmp"),

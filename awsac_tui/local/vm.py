@@ -47,7 +47,13 @@ WATCH_S = 0.5
 IMAGE_KINDS = {IMAGE_ID: "baked", STOCK_IMAGE_ID: "stock"}
 # What of an instance's environment (common.instance_environment) reaches a guest's systemd: the
 # agent's AWSAC_* knobs, not the process runner's host paths nor the VM runner's own settings.
-NOT_FOR_GUESTS = ("AWSAC_WORK_DIR", "AWSAC_PYTHON", "AWSAC_DEVICE_PROVIDER", "AWSAC_CACHE_DIR")
+NOT_FOR_GUESTS = (
+    "AWSAC_WORK_DIR",
+    "AWSAC_PYTHON",
+    "AWSAC_DEVICE_PROVIDER",
+    "AWSAC_CACHE_DIR",
+    "AWSAC_JOB_SCOPES",
+)
 NOT_FOR_GUESTS_PREFIXES = ("AWSAC_LOCAL_", "AWSAC_VM_", "AWSAC_DEBOOTSTRAP_")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awsac_agent.jobscope import unit_name
 from awsac_agent.sessionid import session_tag_filter
 from cloud_audit import leftovers_in
 
@@ -33,6 +34,27 @@ SESSION_TIMEOUT_S = float(os.environ.get("AWSAC_TEST_VM_TIMEOUT", "1500"))
 # Each job prints where its ATLASDir comes from (the real findmnt of the guest).
 FINDMNT = 'echo "ATLASDir mount: $(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$ATLASDir")"'
 MOUNT_LINE = re.compile(r"ATLASDir mount: (/dev/nvme\d+n1) +ext4 +(\S+)")
+# Each job prints its cgroup; an odd job leaves a daemon that left its process group (setsid), and
+# the even job beside it on the same guest waits (2 min at most) until that daemon is gone: the
+# worker kills the odd job's systemd scope when the job's shell has exited.
+CGROUP = 'echo "cgroup: $(cat /proc/self/cgroup)"'
+DAEMON = "/tmp/awsac-test-daemon-"
+START_DAEMON = f"""if [ $((AWSAC_JOB_NUMBER % 2)) = 1 ]; then
+  setsid sleep 600 &
+  echo "$!" > "{DAEMON}$AWSAC_JOB_NUMBER"
+  echo "started daemon $! (setsid)"
+fi
+"""
+WATCH_DAEMON = f"""if [ $((AWSAC_JOB_NUMBER % 2)) = 0 ]; then
+  f="{DAEMON}$((AWSAC_JOB_NUMBER - 1))"; i=0
+  while [ ! -s "$f" ] && [ $i -lt 240 ]; do sleep 0.5; i=$((i + 1)); done
+  pid=$(cat "$f" 2>/dev/null); i=0
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 240 ]; do sleep 0.5; i=$((i + 1)); done
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then state=gone; else state=alive; fi
+  echo "daemon ${{pid:-?}} of job $((AWSAC_JOB_NUMBER - 1)): $state"
+fi
+"""
+DAEMON_LINE = re.compile(r"daemon (\d+|\?) of job (\d+): (\w+)")
 NVME_MOUNTED = re.compile(r"\[\s*\d+\.\d+\] EXT4-fs \(nvme\d+n1\): mounted filesystem")
 # The agent's knobs (handed to every guest on its kernel command line): poll quickly.
 AGENT_KNOBS = {
@@ -118,7 +140,10 @@ def _job_dir(dest: Path, image_id: str, snapshot: str, *, stock: bool) -> Path:
         text = path.read_text()
         anchor = '. "${ATLASDir}/14.2.10/setup.sh"\n'
         assert anchor in text
-        path.write_text(text.replace(anchor, anchor + FINDMNT + "\n"))
+        text = text.replace(anchor, anchor + FINDMNT + "\n" + CGROUP + "\n" + START_DAEMON)
+        end = 'exit "${rc}"\n'
+        assert text.endswith(end)
+        path.write_text(text[: -len(end)] + WATCH_DAEMON + end)
     toml = dest / "session.toml"
     text = toml.read_text().replace("ami-00000000", image_id)
     if stock:
@@ -243,6 +268,12 @@ def test_baked_and_stock_images_run_sessions_on_vms(
             assert found, f"{kind} job {number}: no NVMe mount line in its log:\n{text[-2000:]}"
             assert "ro" in found.group(2).split(","), found.group(0)
             assert "ATLAS JOB END" in text and "bundle successful" in text
+            # the job ran in its own systemd scope (cgroup v2: one line, 0::/<path>)
+            scope = re.escape(unit_name(sid, number, 1))
+            assert re.search(rf"cgroup: 0::/(\S+/)?{scope}\n", text), text[-2000:]
+            if number % 2 == 0:  # the odd job's setsid daemon ended with that job
+                daemon = DAEMON_LINE.search(text)
+                assert daemon and daemon.groups()[1:] == (str(number - 1), "gone"), text[-2000:]
         for number in logs:  # the job's own results.tar.bz2 (tar cj inside the guest)
             with tarfile.open(out_dir / f"session-{sid}" / f"results_job_{number}.tar.bz2") as tar:
                 assert "EVGEN_007410_00001.txt" in tar.getnames()
