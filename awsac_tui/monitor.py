@@ -194,7 +194,10 @@ class Monitor:
     skew between agents, writes that land while we read). ``clock``: the time (tests inject
     one). Heartbeats are listed every ``heartbeat_every`` seconds (default: the beat interval);
     an agent that missed ``missed_beats`` beats on a running instance is silent: its unfinished
-    jobs are marked lost and (``terminate_silent``) its instance terminated, once.
+    jobs are marked lost and (``terminate_silent``) its instance terminated, once. With
+    ``heartbeats_apart`` the refresh does not list them (after its first): the owner calls
+    ``poll_heartbeats`` on a timer of its own (``MonitorPool`` does), and the next refresh applies
+    what the poll found, so a tick costs the three reads of what changed.
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class Monitor:
         missed_beats: int = HEARTBEAT_MISSED,
         heartbeat_every: float | None = None,
         terminate_silent: bool = True,
+        heartbeats_apart: bool = False,
     ) -> None:
         self.record = record
         self.cloud = cloud
@@ -223,6 +227,7 @@ class Monitor:
         self.missed_beats = max(1, missed_beats)
         self.heartbeat_every = heartbeat_interval if heartbeat_every is None else heartbeat_every
         self.terminate_silent = terminate_silent
+        self.heartbeats_apart = heartbeats_apart
         self.store = open_store(record.status_store, cloud, record.session_id, record.bucket)
         self.last: SessionSnapshot | None = None
         self.instances = InstanceTracker(record.session_id)
@@ -252,6 +257,8 @@ class Monitor:
         self._hb_interval: dict[str, float] = {}
         self._hb: HeartbeatListing | None = None
         self._hb_due: datetime | None = None
+        self._hb_changed: set[str] = set()  # silence changes of polls the refresh has not applied
+        self._hb_notices: list[str] = []
         self._terminated: set[str] = set()
         self._booted = False  # past the boot timeout (jobs without instance become lost)
         self._positions: dict[int, int] = {}  # job number -> index in the last snapshot's jobs
@@ -318,7 +325,11 @@ class Monitor:
         raw_instances = list(self.instances.known.values())
         notices += await sweep_session(self, raw_instances, now, reported)
         notices += self.store.problems
-        changed_silent = await self._heartbeats(now, notices)
+        if self.heartbeats_apart and self.last is not None:
+            changed_silent, self._hb_changed = self._hb_changed, set()
+            notices += self._hb_notices
+        else:
+            changed_silent = await self._heartbeats(now, notices)
         if changed_inst or not self._li_map:
             self._li_map = self._map_launch_indexes()
 
@@ -520,6 +531,17 @@ class Monitor:
 
     # ---- heartbeats ----------------------------------------------------------------------
 
+    async def poll_heartbeats(self) -> None:
+        """List the heartbeats now, apart from a refresh (``heartbeats_apart``): the next refresh
+        applies the silences that changed and shows the notices."""
+        notices: list[str] = []
+        self._hb_due = None
+        try:
+            self._hb_changed |= await self._heartbeats(self.clock(), notices)
+        except Exception as exc:  # noqa: BLE001 - a timer's poll: the next one tries again
+            notices.append(f"could not read the agents' heartbeats: {exc}")
+        self._hb_notices = notices
+
     async def _heartbeats(self, now: datetime, notices: list[str]) -> set[str]:
         """List the heartbeats when due; returns the instances whose silence changed."""
         if self._hb_due is not None and now < self._hb_due:
@@ -715,8 +737,9 @@ class MonitorPool:
     """Monitors on a thread of their own: one event loop there, one Cloud per cloud profile.
 
     The TUI's event loop only awaits the results (``await pool.refresh(record)``), so that the
-    calls, botocore's parsing of the answers and the merge never run on it. Close with
-    ``await pool.aclose()``.
+    calls, botocore's parsing of the answers and the merge never run on it. Each monitor's
+    heartbeats are listed by a timer of its own on that loop (every ``heartbeat_every``), not by
+    the refreshes. Close with ``await pool.aclose()``.
     """
 
     def __init__(self, **monitor_kw: Any) -> None:
@@ -725,6 +748,7 @@ class MonitorPool:
         self._thread: threading.Thread | None = None
         self._clouds: dict[Any, Cloud] = {}
         self._monitors: dict[str, Monitor] = {}
+        self._beats: dict[str, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -765,9 +789,17 @@ class MonitorPool:
         mon = self._monitors.get(record.session_id)
         if mon is None:
             cloud = await self._cloud(record.cloud)
-            mon = Monitor(record, cloud, **self.monitor_kw)
+            mon = Monitor(record, cloud, heartbeats_apart=True, **self.monitor_kw)
             self._monitors[record.session_id] = mon
+            self._beats[record.session_id] = asyncio.create_task(self._beat(mon))
         return mon
+
+    @staticmethod
+    async def _beat(mon: Monitor) -> None:
+        """The monitor's heartbeat poll, every ``heartbeat_every`` (0.5 s at least)."""
+        while True:
+            await asyncio.sleep(max(0.5, mon.heartbeat_every))
+            await mon.poll_heartbeats()
 
     async def refresh(self, record: SessionRecord) -> SessionSnapshot:
         """One refresh of the session's monitor (made on first use), run on the pool's thread."""
@@ -789,6 +821,9 @@ class MonitorPool:
     def forget(self, session_id: str) -> None:
         """Drop a session's monitor (its next refresh starts from a full read)."""
         self._monitors.pop(session_id, None)
+        beat = self._beats.pop(session_id, None)
+        if beat is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(beat.cancel)
 
     def force_full(self, session_id: str) -> None:
         mon = self._monitors.get(session_id)
@@ -801,6 +836,9 @@ class MonitorPool:
             return
 
         async def close() -> None:
+            for beat in self._beats.values():
+                beat.cancel()
+            self._beats.clear()
             for cloud in self._clouds.values():
                 with contextlib.suppress(Exception):
                     await cloud.close()

@@ -58,6 +58,7 @@ class SizeResult:
     full: list[Sample] = ()  # type: ignore[assignment]
     changed_per_tick: int = 0
     full_profile: str = ""
+    beats: list[Sample] = ()  # type: ignore[assignment]  # the heartbeat poll, on its own timer
 
 
 def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
@@ -232,8 +233,16 @@ async def measure_size(
             plan = await session.plan_start(spec_path, cloud=cloud)
             record = await session.start(plan, cloud)
             sid = record.session_id
-            # incremental unless told: full reads are asked for with force_full
-            mon = Monitor(record, cloud, boot_timeout=3600, write_lost=False, full_every=10**9)
+            # incremental unless told: full reads are asked for with force_full; heartbeats listed
+            # apart from the ticks, on the poll's own timer, as the TUI's MonitorPool does
+            mon = Monitor(
+                record,
+                cloud,
+                boot_timeout=3600,
+                write_lost=False,
+                full_every=10**9,
+                heartbeats_apart=True,
+            )
             deadline = time.monotonic() + 600
             while True:  # every instance running (and, with real agents, every job)
                 mon.force_full()
@@ -267,7 +276,7 @@ async def measure_size(
             raw_counter.install(sdb_raw)
             raw_refresh(ec2_raw, sdb_raw, sid, True)  # warm
             await naive_refresh(cloud, sid, ids[:1], vols[:1], 1)  # warm
-            kinds = ("client", "full", "naive", "raw", "raw_l")
+            kinds = ("client", "full", "naive", "raw", "raw_l", "beats")
             samples: dict[str, list[Sample]] = {k: [] for k in kinds}
 
             async def timed(kind: str, cnt: CallCounter, fn: Any) -> Any:
@@ -296,6 +305,8 @@ async def measure_size(
             async def client() -> None:  # the incremental refresh after 1 % changed
                 await change()
                 check(await timed("client", counter, mon.refresh))
+                # the heartbeat poll (every 30 s in the app, apart from the ticks)
+                await timed("beats", counter, mon.poll_heartbeats)
 
             async def full() -> None:
                 await change()
@@ -366,6 +377,7 @@ async def measure_size(
         samples["full"],
         changes.count if changes is not None else 0,
         full_text,
+        samples["beats"],
     )
 
 
@@ -387,7 +399,7 @@ def run(info: Any, sizes: tuple[int, ...] = SIZES, repeats: int = 5) -> list[Siz
     return out
 
 
-KINDS = ("client", "full", "naive", "raw", "raw_limit")
+KINDS = ("client", "full", "naive", "raw", "raw_limit", "beats")
 
 
 def summary(r: SizeResult) -> dict[str, float | None]:
@@ -433,7 +445,8 @@ def main() -> None:
             f"{ms(s['client_wall'])} {s['client_calls']:.0f} calls {s['client_bytes']:.0f} B | "
             f"full {ms(s['full_wall'])} {s['full_calls']:.0f} calls | raw limit "
             f"{ms(s['raw_limit_wall'])} {s['raw_limit_calls']:.0f} calls | raw "
-            f"{ms(s['raw_wall'])} | naive {ms(s['naive_wall'])}"
+            f"{ms(s['raw_wall'])} | naive {ms(s['naive_wall'])} | heartbeat poll "
+            f"{ms(s['beats_wall'])} {s['beats_calls'] or 0:.0f} calls"
         )
         print("   incremental ops:", r.client[-1].ops, r.client[-1].op_seconds)
         print("   full ops:", r.full[-1].ops, r.full[-1].op_seconds)

@@ -199,6 +199,12 @@ def _render_scale(res: dict[str, Any]) -> list[str]:
         f"3 calls: " + ("**met**" if ok else "**missed**") + f" ({_opt_ms(inc)}, {n(calls)} calls, "
         f"samples {', '.join(_ms(x['wall']) for x in big['client'])}).",
     ]
+    if bs.get("beats_wall") is not None:
+        lines.append(
+            f"- The heartbeat poll, apart from the ticks (its own timer, once per beat interval, "
+            f"30 s): {_opt_ms(bs['beats_wall'])}, {n(bs.get('beats_calls'))} call(s) "
+            f"(ListObjectsV2 of {big['n_instances']} heartbeats) at {big['n_jobs']} jobs."
+        )
     small = by_n.get(1000)
     if small is not None and small["summary"].get("full_wall") and bs.get("full_wall"):
         growth = bs["full_wall"] / small["summary"]["full_wall"]

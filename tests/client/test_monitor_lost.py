@@ -4,11 +4,13 @@ instance is terminated once; a lost job's run time stops when its instance went.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from awsac_agent.status import LOST, PENDING, RUNNING, Heartbeat, JobRecord, dom
 from cloud_audit import leftovers_in
 
 from awsac_tui.cloud import Cloud
-from awsac_tui.monitor import Monitor
+from awsac_tui.monitor import Monitor, MonitorPool
 from awsac_tui.spec import CloudProfile
 from awsac_tui.store import open_store
 
@@ -49,9 +51,12 @@ def _beat(s3: Any, iid: str, interval: float, beat: int = 1) -> None:
     s3.put_object(Bucket=BUCKET, Key=s3layout.heartbeat_key(SID, iid), Body=hb.to_json().encode())
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["in-refresh", "own-timer"])
 async def test_a_silent_agent_loses_its_jobs_and_its_instance_once(
-    session: Any, local_cloud: Any, boto3_client: Callable[[str], Any]
+    session: Any, local_cloud: Any, boto3_client: Callable[[str], Any], apart: bool
 ) -> None:
+    """Heartbeats listed by the refresh (headless check), or apart from it by the owner's timer
+    (``MonitorPool``, the TUI): then no refresh after the first lists them."""
     sdb, s3, ec2 = session, boto3_client("s3"), boto3_client("ec2")
     clock = Clock()
     record = session_record(SID, BUCKET, n_jobs=4, cpi=2, created=clock.now)
@@ -65,11 +70,23 @@ async def test_a_silent_agent_loses_its_jobs_and_its_instance_once(
             "provide-client-params.ec2.TerminateInstances",
             lambda params=None, **_: terminations.append(params["InstanceIds"]),
         )
+        listings: list[str] = []
+        (await cloud.client("s3")).meta.events.register(
+            "provide-client-params.s3.ListObjectsV2",
+            lambda params=None, **_: listings.append(params["Prefix"]),
+        )
         mon = Monitor(
-            record, cloud, heartbeat_interval=1.0, missed_beats=2, heartbeat_every=0, clock=clock
+            record,
+            cloud,
+            heartbeat_interval=1.0,
+            missed_beats=2,
+            heartbeat_every=0,
+            clock=clock,
+            heartbeats_apart=apart,
         )
         _beat(s3, quiet, 1.0)
         snap = await mon.refresh()  # the beat is fresh: nothing is lost
+        assert len(listings) == 1  # the first refresh lists them in both modes
         assert {j.jobnr: j.status for j in snap.jobs} == {
             1: RUNNING,
             2: PENDING,
@@ -81,7 +98,12 @@ async def test_a_silent_agent_loses_its_jobs_and_its_instance_once(
             assert time.monotonic() < deadline, snap
             time.sleep(0.5)
             _beat(s3, busy, 1.0)  # the other agent keeps beating
+            if apart:
+                await mon.poll_heartbeats()
+                polled = len(listings)
             snap = await mon.refresh()
+            if apart:
+                assert len(listings) == polled, "a refresh listed the heartbeats"
         jobs = {j.jobnr: j for j in snap.jobs}
         for n in (1, 2):  # its running job and the one it would have run next
             assert jobs[n].status == LOST
@@ -99,6 +121,31 @@ async def test_a_silent_agent_loses_its_jobs_and_its_instance_once(
         assert terminations == [[quiet]]
     state = ec2.describe_instances(InstanceIds=[quiet])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] in ("shutting-down", "terminated")
+
+
+async def test_the_pools_own_timer_finds_a_silent_agent(
+    session: Any, local_cloud: Any, boto3_client: Callable[[str], Any]
+) -> None:
+    """The TUI's MonitorPool lists heartbeats on a timer apart from its refreshes."""
+    sdb, s3 = session, boto3_client("s3")
+    now = datetime.now(UTC)
+    record = session_record(SID, BUCKET, n_jobs=2, cpi=2, created=now)
+    (quiet,) = launch(boto3_client, local_cloud, SID, 1)
+    put_record(sdb, SID, JobRecord(1, RUNNING, instance_id=quiet, launchindex=0), now)
+    _beat(s3, quiet, 1.0)
+    pool = MonitorPool(heartbeat_interval=1.0, missed_beats=2, heartbeat_every=0.5)
+    try:
+        snap = await pool.refresh(record)
+        assert {j.jobnr: j.status for j in snap.jobs}[1] == RUNNING
+        deadline = time.monotonic() + 30
+        while {j.jobnr: j.status for j in snap.jobs}[1] != LOST:  # no beat after the first
+            assert time.monotonic() < deadline, snap
+            await asyncio.sleep(0.5)
+            snap = await pool.refresh(record)
+        job = {j.jobnr: j for j in snap.jobs}[1]
+        assert job.error.startswith("agent silent for "), job.error
+    finally:
+        await pool.aclose()
 
 
 def _kill_agent(state_dir: str, instance_id: str) -> None:
