@@ -418,7 +418,8 @@ def summary(r: SizeResult) -> dict[str, float | None]:
 def main() -> None:
     import sys
 
-    save = "--save" in sys.argv  # the figures replace results.json's "scale" (run_all --render)
+    # the figures replace results.json's "scale" entries of the sizes run (run_all --render)
+    save = "--save" in sys.argv
     sizes = tuple(int(a) for a in sys.argv[1:] if not a.startswith("--")) or (10, 100)
     with private_local_cloud(boot_delay=0.0) as (info, _state):
         results = run(info, sizes, repeats=3)
@@ -428,7 +429,13 @@ def main() -> None:
         import run_all
 
         saved = json.loads(run_all.RESULTS_JSON.read_text())
-        saved["scale"] = [{**run_all._plain(r), "summary": summary(r)} for r in results]
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        fresh = {
+            r.n_jobs: {**run_all._plain(r), "summary": summary(r), "measured": date}
+            for r in results
+        }
+        kept = [e for e in saved.get("scale", []) if e["n_jobs"] not in fresh]
+        saved["scale"] = sorted([*kept, *fresh.values()], key=lambda e: e["n_jobs"])
         saved["scale_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         saved["scale_load"] = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
         run_all.RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")

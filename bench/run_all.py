@@ -107,10 +107,18 @@ def _opt_ms(v: float | None) -> str:
 
 def _render_scale(res: dict[str, Any]) -> list[str]:
     scale = res["scale"]
+    runs: dict[str, list[str]] = {}  # a size can be measured again alone: each size's date
+    for r in scale:
+        runs.setdefault(r.get("measured") or res.get("scale_date") or "?", []).append(
+            str(r["n_jobs"])
+        )
     when = (
-        f" Measured on {res['scale_date']} by `python bench/monitor_scale.py "
-        + " ".join(str(r["n_jobs"]) for r in scale)
-        + f" --save` (load average at the end {res.get('scale_load', '?')})."
+        " Measured "
+        + "; ".join(
+            f"on {d} by `python bench/monitor_scale.py {' '.join(sizes)} --save`"
+            for d, sizes in sorted(runs.items())
+        )
+        + f" (load average at the end of the last run {res.get('scale_load', '?')})."
         if res.get("scale_date")
         else ""
     )
