@@ -132,8 +132,11 @@ def vm_cli(
 
 
 def _job_dir(dest: Path, image_id: str, snapshot: str, *, stock: bool) -> Path:
-    """The eventgen example, its job scripts printing their ATLASDir mount; the stock variant is
-    one job on the stock image with the S3-only status store."""
+    """The eventgen example on one VM (a job of 30 and a job of 1000 events: launch index 0 runs
+    both on its 2 cores), its job scripts printing their ATLASDir mount; the stock variant is one
+    job on the stock image with the S3-only status store. Three guests at once, not more: under
+    TCG on 2 cores each one more costs minutes (launch indexes across instances are the process
+    runner's tests)."""
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("release"))
     for script in ("gen_30.sh", "gen_1000.sh"):
         path = dest / script
@@ -146,14 +149,13 @@ def _job_dir(dest: Path, image_id: str, snapshot: str, *, stock: bool) -> Path:
         path.write_text(text[: -len(end)] + WATCH_DAEMON + end)
     toml = dest / "session.toml"
     text = toml.read_text().replace("ami-00000000", image_id)
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("n_jobs"))
     if stock:
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("n_jobs"))
         text = text.replace('status_store = "simpledb"', 'status_store = "s3"')
         text = text.replace("[tags]", 'image_mode = "stock"\n\n[tags]', 1)
         (dest / "jobs.cfg").write_text(f"{snapshot};gen_30.sh;1\n")
     else:
-        cfg = dest / "jobs.cfg"
-        cfg.write_text(cfg.read_text().replace("snap-00000000", snapshot))
+        (dest / "jobs.cfg").write_text(f"{snapshot};gen_30.sh;1\n{snapshot};gen_1000.sh;1\n")
     toml.write_text(text + "\n")
     return dest
 
@@ -240,9 +242,9 @@ def test_baked_and_stock_images_run_sessions_on_vms(
     ec2.terminate_instances(InstanceIds=[halting])
     for kind, sid in sessions.items():
         snap = final[kind]
-        expected = 4 if kind == "baked" else 1
+        expected = 2 if kind == "baked" else 1
         assert [j["status"] for j in snap["jobs"]] == ["finished"] * expected, (kind, snap["jobs"])
-        assert len(snap["instances"]) == (2 if kind == "baked" else 1)
+        assert len(snap["instances"]) == 1
         consoles = [
             ec2.get_console_output(InstanceId=i["instance_id"]).get("Output", "")
             for i in snap["instances"]
@@ -294,7 +296,7 @@ def test_baked_and_stock_images_run_sessions_on_vms(
 
     assert _qemus(Path(vm_cloud.state_dir)) == [], "a terminated instance's QEMU still runs"
     took = time.monotonic() - started
-    say(f"VM sessions (baked: 4 jobs on 2 VMs; stock: 1 job) took {took:.0f} s")
+    say(f"VM sessions (baked: 2 jobs on 1 VM; stock: 1 job; a powered-off guest) took {took:.0f} s")
 
 
 @pytest.fixture
