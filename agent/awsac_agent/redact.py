@@ -59,23 +59,28 @@ class Rule:
         object.__setattr__(self, "pattern", re.compile(self.source.encode()))
 
 
-# The fake secrets of the examples, each written in two parts: no whole secret appears in this
-# file, which travels in every session archive (inside the worker zipapp).
-_AWS_SECRET = "wJalrXUtnFEMI" + "/K7MDENG/bPxRfiCYEXAMPLEKEY"
-_AKID = "AKIA" + "IOSFODNN7EXAMPLE"
-_PEM_BODY = "MIIEow" + "IBAAKCAQEA7x"
-_PW = "hun" + "ter2"
-_BEARER = "abc123" + "def456ghi789"
-_URL_PW = "s3cr" + "etpw"
-_SLACK = "xoxb-" + "1234567890-0987654321-AbCdEfGhIjKlMnOp"
-_SK = "sk-" + "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34"
-_GOOGLE = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
-_GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
-_JWT = (
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
-    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+# The fake secrets of the examples, each joined from parts at run time: no whole secret appears
+# in this file nor in its bytecode (the compiler folds "a" + "b" into one constant), and both
+# travel in every session archive, inside the worker zipapp.
+def _joined(*parts: str) -> str:
+    return "".join(parts)
+
+
+_AWS_SECRET = _joined("wJalrXUtnFEMI", "/K7MDENG/bPxRfiCYEXAMPLEKEY")
+_AKID = _joined("AKIA", "IOSFODNN7EXAMPLE")
+_PEM_BODY = _joined("MIIEow", "IBAAKCAQEA7x")
+_PW = _joined("hun", "ter2")
+_BEARER = _joined("abc123", "def456ghi789")
+_URL_PW = _joined("s3cr", "etpw")
+_SLACK = _joined("xoxb-", "1234567890-0987654321-AbCdEfGhIjKlMnOp")
+_SK = _joined("sk-", "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34")
+_GOOGLE = _joined("AIza", "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q")
+_GH = _joined("ghp_", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8")
+_JWT = _joined(
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.",
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 )
-_STS = "IQoJb3JpZ2luX2Vj" + "EHoaCXVzLWVhc3QtMSJHMEUCIQD5exampletoken1234"
+_STS = _joined("IQoJb3JpZ2luX2Vj", "EHoaCXVzLWVhc3QtMSJHMEUCIQD5exampletoken1234")
 _ACCESS_PREFIXES = ("AKIA", "ASIA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA")
 
 # The table: every shape of secret the agent removes before anything leaves the instance.

@@ -99,6 +99,21 @@ def test_pyz_holds_only_the_package(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- building
 
 
+def test_pyz_holds_no_whole_example_secret(tmp_path: Path) -> None:
+    """The redactor's examples are fake secrets, but a scan of the archive cannot tell: neither
+    the sources nor the bytecode in the worker zipapp may hold one whole (CI found the folded
+    constant of "AKIA" + "..." in redact.pyc)."""
+    from awsac_agent.redact import RULES
+
+    pyz = build_processjobs_pyz(tmp_path / "awsac-processjobs.pyz")
+    with zipfile.ZipFile(pyz) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    assert any(n.endswith("redact.pyc") for n in members)
+    for rule in RULES:
+        found = [n for n, data in members.items() if rule.secret.encode() in data]
+        assert found == [], f"the {rule.name} example is whole in {found}"
+
+
 def test_build_adds_agent_files_in_fixed_order(job_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "sessionarchive.tar.bz2"
     report = build_archive(job_dir, out)
