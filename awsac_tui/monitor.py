@@ -836,9 +836,11 @@ class MonitorPool:
             return
 
         async def close() -> None:
-            for beat in self._beats.values():
-                beat.cancel()
+            beats = list(self._beats.values())
             self._beats.clear()
+            for beat in beats:
+                beat.cancel()
+            await asyncio.gather(*beats, return_exceptions=True)
             for cloud in self._clouds.values():
                 with contextlib.suppress(Exception):
                     await cloud.close()
