@@ -33,6 +33,7 @@ EMULATED_BOOT: list[str] = []  # no process at all (NoProcessMachine): agents ar
 CHANGED = 0.01  # the share of jobs whose record changes between two ticks
 SMALL = 1000  # the naive refresh, the 100-item raw script and the cleanup only up to this size
 PARALLEL = 16  # threads writing what the emulated agents write
+BUCKET = "benchsessions"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def job_dir(dest: Path, image_id: str, snapshot_id: str, n_jobs: int) -> Path:
     (dest / "jobs.cfg").write_text(f"{snapshot_id};sleep.sh;{n_jobs}\n")
     (dest / "session.toml").write_text(
         f'shortdescr = "s{n_jobs}"\ninstance_type = "c5.2xlarge"\n'
-        f'image_id = "{image_id}"\nbucket = "benchsessions"\njobs_cfg = "jobs.cfg"\n'
+        f'image_id = "{image_id}"\nbucket = "{BUCKET}"\njobs_cfg = "jobs.cfg"\n'
         'status_store = "simpledb"\n\n[cloud]\nlocal = true\n'
     )
     return dest / "session.toml"
@@ -81,10 +82,11 @@ def boto3_client(info: Any, service: str) -> Any:
 
 def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) -> tuple[Any, dict]:
     """What each instance's agent would have written by now, written by the agent's own code:
-    one tagged volume per instance (created from the snapshot, attached) and one status record
-    per job, status running, through ``awsac_agent.store.SimpleDbStore.put``."""
-    from awsac_agent import assignment
-    from awsac_agent.status import RUNNING, JobRecord, utcnow_iso
+    one tagged volume per instance (created from the snapshot, attached), one heartbeat object
+    per instance and one status record per job, status running, through
+    ``awsac_agent.store.SimpleDbStore.put``."""
+    from awsac_agent import assignment, s3layout
+    from awsac_agent.status import HEARTBEAT_SECONDS, RUNNING, Heartbeat, JobRecord, utcnow_iso
     from awsac_agent.store import SimpleDbStore
 
     ec2 = boto3_client(info, "ec2")
@@ -110,6 +112,17 @@ def emulate_agents(info: Any, session_id: str, snapshot_id: str, n_jobs: int) ->
     # saved (0.4 s at 1,250 instances here), and writes that arrive together share one save
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
         list(pool.map(volume_for, [iid for _li, iid in sorted(by_li.items())]))
+    s3 = boto3_client(info, "s3")
+
+    def beat(item: tuple[int, str]) -> None:  # the agent's heartbeat, as Worker.beat writes it
+        li, iid = item
+        jobs = tuple(assignment.jobs_for_instance(li, CORES, n_jobs))
+        hb = Heartbeat(iid, li, utcnow_iso(), HEARTBEAT_SECONDS, jobs=jobs, beat=1)
+        key = s3layout.heartbeat_key(session_id, iid)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=hb.to_json().encode())
+
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+        list(pool.map(beat, sorted(by_li.items())))
     store = SimpleDbStore(boto3_client(info, "sdb"), session_id)
     now = utcnow_iso()
     records = [
@@ -242,6 +255,8 @@ async def measure_size(
                 write_lost=False,
                 full_every=10**9,
                 heartbeats_apart=True,
+                # the emulated agents beat once: the poll's cost is measured, not their silence
+                missed_beats=10**6,
             )
             deadline = time.monotonic() + 600
             while True:  # every instance running (and, with real agents, every job)
