@@ -733,11 +733,15 @@ class Worker:
     def _signal(self, rj: RunningJob, sig: int) -> None:
         """``sig`` to the job's process group and, where jobs have scopes, to its whole scope
         (which also holds the processes that left the group with ``setsid``)."""
+        self._signal_group(rj, sig)
+        self.scopes.signal(rj.scope, sig)
+
+    @staticmethod
+    def _signal_group(rj: RunningJob, sig: int) -> None:
         try:
             os.killpg(rj.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-        self.scopes.signal(rj.scope, sig)
 
     def request_end(self, rj: RunningJob, reason: str, why: str) -> None:
         if rj.end_reason is None:
@@ -1019,10 +1023,7 @@ class Worker:
         self.log(f"# subprocess for job {n} ended after {seconds:.1f} s. returncode: {rc}")
         # Whatever the script left behind in its process group goes too (and in its scope, on
         # the save pool: systemctl is quick, but the loop does not wait for it).
-        try:
-            os.killpg(rj.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._signal_group(rj, signal.SIGKILL)
         rj.log_handle.close()
         now = utcnow_iso()
         saving = rj.record.with_(status=SAVING, runendtime=now, returncode=rc, savestarttime=now)
