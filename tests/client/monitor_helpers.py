@@ -72,6 +72,11 @@ def running(ec2: Any, ids: list[str]) -> bool:
     return all(i["State"]["Name"] == "running" for r in got for i in r["Instances"])
 
 
+def gone(ec2: Any, ids: list[str]) -> bool:
+    got = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+    return all(i["State"]["Name"] == "terminated" for r in got for i in r["Instances"])
+
+
 def job_volume(ec2: Any, sid: str, iid: str, device: str = "/dev/sdh") -> str:
     """A tagged volume attached to ``iid``, as the agent makes one for a snapshot."""
     vol = ec2.create_volume(
@@ -114,6 +119,9 @@ def terminate_all(boto3_client: Callable[[str], Any], sid: str) -> None:
     ]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
+        # The local runner, like EC2, passes through shutting-down before terminated; under load
+        # that takes a moment, and the leak audit counts a shutting-down instance as live.
+        wait_for(lambda: gone(ec2, ids), "instances terminated")
     for v in ec2.describe_volumes(Filters=[session_tag_filter(sid)])["Volumes"]:
         if v["Attachments"]:
             ec2.detach_volume(VolumeId=v["VolumeId"], Force=True)
