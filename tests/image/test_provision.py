@@ -135,7 +135,7 @@ def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("vm-image")
+@pytest.mark.vm
 @pytest.mark.timeout(1200)
 def test_provision_into_a_debootstrap_chroot(debian_root: Path, tmp_path: Path) -> None:
     """The whole script, packages included (apt-get inside the chroot), then the agent runs with

@@ -27,7 +27,7 @@ from cloud_audit import leftovers_in
 
 from .helpers import ROOT, need_tool
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.xdist_group("vm-image")]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.vm]
 
 EXAMPLE = ROOT / "examples" / "eventgen"
 SESSION_TIMEOUT_S = float(os.environ.get("AWSAC_TEST_VM_TIMEOUT", "1500"))
