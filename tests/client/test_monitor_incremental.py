@@ -29,11 +29,13 @@ from awsac_tui.views import SessionSnapshot
 
 from .monitor_helpers import (
     Clock,
+    gone,
     job_volume,
     launch,
     put_record,
     session_record,
     terminate_all,
+    wait_for,
 )
 
 SID = "260101_1200--incr--beef"
@@ -176,6 +178,9 @@ async def test_incremental_view_equals_a_full_read(
         put_record(sdb, SID, run(2, 2, status=FINISHED, returncode=0), clock.now)
         ec2.detach_volume(VolumeId=vol0, Force=True)
         ec2.delete_volume(VolumeId=vol0)
+        # shutting-down -> terminated takes a moment in real time: the two reads compared must
+        # not straddle that step
+        wait_for(lambda: gone(ec2, [ids[1]]), "instance terminated")
         clock.advance(5)
         snap = await check("instance terminated, volume deleted")
         job3 = {j.jobnr: j for j in snap.jobs}[3]
