@@ -7,16 +7,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_autorun import fast_autorun
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "eventgen"
 
 
 def write_example(
-    dest: Path, info: Any, snapshot: str, *, store: str = "s3", jobs: str | None = None
+    dest: Path,
+    info: Any,
+    snapshot: str,
+    *,
+    store: str = "s3",
+    jobs: str | None = None,
+    fast: bool = False,
 ) -> Path:
-    """A copy of examples/eventgen (no release/) with the local image and ``snapshot`` filled in."""
+    """A copy of examples/eventgen (no release/) with the local image and ``snapshot`` filled in.
+
+    ``fast``: the job dir ships the tests' own session autorun (fast_autorun.py), whose worker
+    polls for kills every 0.5 s instead of 5 s: for tests of a kill, not of the shipped default."""
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("release"))
+    if fast:
+        (dest / "awsac_all_instances_autorun.sh").write_text(fast_autorun())
     cfg = dest / "jobs.cfg"
     cfg.write_text(jobs or cfg.read_text().replace("snap-00000000", snapshot))
     toml = dest / "session.toml"

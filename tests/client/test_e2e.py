@@ -169,7 +169,12 @@ def test_kill_a_long_job(
     cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client, store: str
 ) -> None:
     job = write_example(
-        tmp_path / "long", local_cloud, release_snapshot, store=store, jobs="-;long.sh;1\n"
+        tmp_path / "long",
+        local_cloud,
+        release_snapshot,
+        store=store,
+        jobs="-;long.sh;1\n",
+        fast=True,
     )
     (job / "long.sh").write_text("#!/bin/sh\necho long job\nwhile true; do sleep 1; done\n")
     rc, out, err = cli("start", str(job / "session.toml"), "--yes", "--json")
@@ -220,7 +225,9 @@ def test_start_failing_at_the_image_check_leaves_nothing(
 def test_console_terminate_and_lost(
     cli, local_cloud, release_snapshot, tmp_path: Path, boto3_client
 ) -> None:
-    job = write_example(tmp_path / "long", local_cloud, release_snapshot, jobs="-;long.sh;1\n")
+    job = write_example(
+        tmp_path / "long", local_cloud, release_snapshot, jobs="-;long.sh;1\n", fast=True
+    )
     (job / "long.sh").write_text("#!/bin/sh\necho long job\nwhile true; do sleep 1; done\n")
     rc, out, err = cli("start", str(job / "session.toml"), "--yes", "--json")
     assert rc == 0, err

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_autorun import fast_autorun
 from textual.widgets import Input, Select
 from ui_helpers import EVENTGEN, wait_for
 
@@ -166,6 +167,8 @@ async def test_kill_a_long_job_from_the_jobs_table(local_cloud: Any, tmp_path: P
     job_dir.mkdir()
     (job_dir / "long.sh").write_text("#!/bin/sh\necho started long job\nsleep 600\n")
     (job_dir / "short.sh").write_text("#!/bin/sh\necho short\n")
+    # the tests' session autorun: the worker polls for kills every 0.5 s instead of 5 s
+    (job_dir / "awsac_all_instances_autorun.sh").write_text(fast_autorun())
     app = AwsacApp(LiveBackend(CloudProfile(local=True)), results_dir=tmp_path, interval_scale=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
