@@ -15,7 +15,8 @@ it is raised before the call by a ``before-call`` hook, once per call.
 PATH as it happens, so a test can wait for "this call is being held" instead of sleeping.
 
 More options: ``for=S`` fails every matching call during S seconds from the first one (after
-``skip``) instead of counting; ``delay=S`` holds each chosen call S seconds first (without an error
+``skip``) instead of counting; ``until=PATH`` ends that window early, as soon as the file PATH
+exists (a test ends an outage when it has seen what it waits for, instead of waiting one out); ``delay=S`` holds each chosen call S seconds first (without an error
 code a delay-only rule lets the call through). Rules of the pseudo-service ``agent`` act on the
 agent itself at a named step: ``agent:kill:step=run[:after=S]`` SIGKILLs the worker,
 ``agent:interrupt:step=run[:after=S]`` terminates the instance with no tear down (a spot
@@ -60,6 +61,7 @@ class FaultRule:
     status: int = 500
     match: str = ""
     seconds: float = 0.0  # for=S: fail every matching call during S seconds
+    until: str = ""  # until=PATH: the for=S window ends early once the file PATH exists
     delay: float = 0.0  # delay=S: hold each chosen call S seconds
     step: str = ""  # agent rules: the step they act at
     after: float = 0.0  # agent rules: seconds into the step
@@ -111,12 +113,12 @@ def parse_faults(text: str) -> List[FaultRule]:
                         ) from None
                 elif k == "code":
                     code = v
-                elif k in ("match", "step"):
+                elif k in ("match", "step", "until"):
                     opts[k] = v
                 else:
                     raise FormatError(
                         f"{ENV}: unknown option {k!r} in rule {raw!r} (use fail, skip, status, "
-                        "code, match, for, delay, step, after, job, share, seed, notice)"
+                        "code, match, for, until, delay, step, after, job, share, seed, notice)"
                     )
             elif p:
                 code = p
@@ -144,6 +146,10 @@ def parse_faults(text: str) -> List[FaultRule]:
             code = code or ""
         elif code is None:
             code = "" if opts.get("delay") else "InternalError"
+        if opts.get("until") and not opts.get("seconds"):
+            raise FormatError(
+                f"{ENV}: rule {raw!r}: until=PATH ends a for=S window; give for=S too (its bound)"
+            )
         status = opts.pop("status", 503 if code in ("ServiceUnavailable", "SlowDown") else 500)
         rules.append(FaultRule(service, parts[1], code=code, status=status, **opts))
     return rules
@@ -219,7 +225,9 @@ class FaultPlan:
                     now = time.monotonic()
                     if self._first[i] is None:
                         self._first[i] = now
-                    chosen = now - (self._first[i] or now) < rule.seconds
+                    chosen = now - (self._first[i] or now) < rule.seconds and not (
+                        rule.until and os.path.exists(rule.until)
+                    )
                 else:
                     chosen = n < rule.skip + rule.fail
                 if chosen:

@@ -47,6 +47,17 @@ def test_for_window_fails_every_matching_call_then_stops() -> None:
     assert [i[2] for i in plan.injected] == ["ServiceUnavailable"] * 2
 
 
+def test_until_file_ends_the_window_early(tmp_path: Path) -> None:
+    over = tmp_path / "outage-over"
+    plan = faults.FaultPlan(faults.parse_faults(f"sdb:*:for=600:until={over}:ServiceUnavailable"))
+    assert plan._decide("simpledb", "Select") is not None  # the window opens
+    assert plan._decide("simpledb", "PutAttributes") is not None
+    over.touch()
+    assert plan._decide("simpledb", "Select") is None  # ended by the file, not the clock
+    with pytest.raises(FormatError, match="give for=S too"):
+        faults.parse_faults(f"sdb:*:until={over}")
+
+
 def test_each_injected_fault_is_logged_before_it_acts(tmp_path: Path, monkeypatch) -> None:
     log = tmp_path / "faults.log"
     monkeypatch.setenv(faults.LOG_ENV, str(log))
