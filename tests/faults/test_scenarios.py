@@ -39,23 +39,23 @@ def test_results_upload_fails_twice_then_works(cli, session_dir, boto3_client) -
 
 
 def test_status_store_throttled_longer_than_the_retries(
-    cli, session_dir, boto3_client, local_cloud, client_faults
+    cli, session_dir, boto3_client, local_cloud, client_faults, tmp_path: Path
 ) -> None:
     """Agent: every SimpleDB call after its first (the running records, one batch) fails for a
     window that outlasts botocore's retries of a call; client: Select throttled for some
     refreshes."""
-    # The window is real time in the agent's process, so it is kept short: with 2 attempts a
-    # call (one retry, a backoff of at most 2 s) a write fails whole well inside 8 s, and the
-    # jobs (4 s) end inside the window too; the background writer sends them after it.
+    # The window lasts until the test has seen the jobs' end records fail (the file `over`
+    # ends it; 120 s at most); with 2 attempts a call, a write fails whole within 2 s.
+    over = tmp_path / "throttle-over"
     d = session_dir(
         store="simpledb",
         jobs="@SNAP@;a.sh;2\n",
-        scripts={"a.sh": "#!/bin/sh\nsleep 4\n" + RESULTS_JOB.split("\n", 1)[1]},
-        faults="sdb:*:skip=1:for=8:RequestLimitExceeded",
+        scripts={"a.sh": "#!/bin/sh\nsleep 1\n" + RESULTS_JOB.split("\n", 1)[1]},
+        faults=f"sdb:*:skip=1:for=120:until={over}:RequestLimitExceeded",
         autorun_extra="export AWSAC_MAX_ATTEMPTS=2",
     )
     sid = start(cli, d)
-    poll(cli, sid, lambda s: s["jobs"][0]["instance_id"])
+    iid = poll(cli, sid, lambda s: s["jobs"][0]["instance_id"])["jobs"][0]["instance_id"]
 
     from awsac_tui.cloud import Cloud
     from awsac_tui.monitor import Monitor
@@ -77,6 +77,14 @@ def test_status_store_throttled_longer_than_the_retries(
             "status store unavailable" in n and "RequestLimitExceeded" in n for n in s.notices
         )
     assert not any("status store" in n for n in again.notices) and again.taken_at > good.taken_at
+
+    def end_records_held() -> bool:
+        text = console(boto3_client, iid)
+        ends = [text.rfind(f"subprocess for job {n} ended") for n in (1, 2)]
+        return min(ends) >= 0 and "write failed" in text[max(ends) :]
+
+    wait_for(end_records_held, 60, "the jobs' end records to meet the throttling", every=0.5)
+    over.touch()  # the throttling ends
     snap = audit(cli, boto3_client, sid, timeout=150)
     assert statuses(snap) == ["finished", "finished"]
     assert [j["returncode"] for j in snap["jobs"]] == [0, 0]
