@@ -3,6 +3,7 @@ and share the local cloud with every test that needs one (fixture ``local_cloud`
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -83,10 +84,14 @@ def aws_env(local_cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 
 @pytest.fixture
 def boto3_client(local_cloud: Any) -> Callable[[str], Any]:
-    """Factory of boto3 clients bound to the local cloud: ``boto3_client("ec2")``."""
+    """Factory of boto3 clients bound to the local cloud: ``boto3_client("ec2")``.
+
+    One client per service for the test (boto3 clients are thread-safe): the polls call this
+    every few tenths of a second, and each new client costs 30 ms of CPU (its methods are built
+    from the service model). Per test, so a hook a test registers on one ends with it."""
     from awsac_tui.local import service
 
-    return lambda service_name: service.boto3_client(local_cloud, service_name)
+    return functools.cache(lambda service_name: service.boto3_client(local_cloud, service_name))
 
 
 EVENTGEN_RELEASE = Path(__file__).resolve().parents[1] / "examples" / "eventgen" / "release"
