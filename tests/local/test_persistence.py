@@ -5,6 +5,7 @@ Each test runs its own local cloud in its own state directory, since it kills or
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -34,18 +35,9 @@ def own_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def clients(info: Any) -> Callable[[str], Any]:
-    import boto3
-
-    def make(name: str) -> Any:
-        return boto3.session.Session().client(
-            name,
-            endpoint_url=info.endpoint,
-            region_name=info.region,
-            aws_access_key_id="x",
-            aws_secret_access_key="y",
-        )
-
-    return make
+    """boto3 clients of the local cloud ``info``, one per service (a new one costs 30 ms of
+    CPU, and the EC2 model 0.3 s when the process has not parsed it yet)."""
+    return functools.cache(lambda name: service.boto3_client(info, name))
 
 
 def _kill(info: Any) -> None:
