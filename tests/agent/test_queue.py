@@ -20,65 +20,30 @@ from cloud_audit import leftovers_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-# Each run of a job uploads a marker object of its own (job, attempt, a random part): two runs of
-# one job would leave two markers.
-MARKED_JOB = """#!/bin/sh
-sleep "$(sed -n "${AWSAC_JOB_NUMBER}p" "$AWSACworkingDir/durations.txt")"
-exec "${AWSAC_PYTHON:-python3}" "$AWSACworkingDir/marker.py"
+
+# Each run of a job appends one line (job, attempt, pid) to a file of the test: the local cloud's
+# instances are processes of this machine, so the run itself reports that it ran, without a
+# Python start or an upload per job (O_APPEND: the lines of concurrent runs never mix). Two runs
+# of one job would leave two lines.
+def marked_job(runs: Path) -> str:
+    return f"""#!/bin/sh
+sleep "$(sed -n "${{AWSAC_JOB_NUMBER}}p" "$AWSACworkingDir/durations.txt")"
+echo "$AWSAC_JOB_NUMBER $AWSAC_JOB_ATTEMPT $$" >> '{runs}'
 """
-# The marker upload, signed (SigV4) with the instance role's credentials from the metadata
-# service, in the standard library only: importing boto3 per job would cost more CPU than the
-# 200 jobs' sleeps together.
-MARKER_PY = r"""
-import datetime, hashlib, hmac, json, os, urllib.request, uuid
-imds = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254/").rstrip("/")
-def meta(path, token=None, method="GET", headers=None):
-    h = dict(headers or {}, **({"X-aws-ec2-metadata-token": token} if token else {}))
-    return urllib.request.urlopen(urllib.request.Request(imds + path, method=method, headers=h)).read().decode()
-token = meta("/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
-role = meta("/latest/meta-data/iam/security-credentials/", token).split()[0]
-cred = json.loads(meta("/latest/meta-data/iam/security-credentials/" + role, token))
-sid, n, a = (os.environ[k] for k in ("AWSAC_SESSION_ID", "AWSAC_JOB_NUMBER", "AWSAC_JOB_ATTEMPT"))
-endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
-region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-host = endpoint.split("://", 1)[1]
-path = f"/awsac-agent-tests/{sid}/markers/job_{n}/{a}-{uuid.uuid4().hex}"
-body = b"ran"
-now = datetime.datetime.now(datetime.timezone.utc)
-amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-payload = hashlib.sha256(body).hexdigest()
-headers = {"host": host, "x-amz-content-sha256": payload, "x-amz-date": amz}
-if cred.get("Token"):
-    headers["x-amz-security-token"] = cred["Token"]
-names = ";".join(sorted(headers))
-canonical = "\n".join(["PUT", path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names, payload])
-scope = f"{day}/{region}/s3/aws4_request"
-to_sign = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-key = ("AWS4" + cred["SecretAccessKey"]).encode()
-for part in (day, region, "s3", "aws4_request"):
-    key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-headers["Authorization"] = (
-    f"AWS4-HMAC-SHA256 Credential={cred['AccessKeyId']}/{scope}, SignedHeaders={names}, "
-    f"Signature={signature}"
-)
-urllib.request.urlopen(urllib.request.Request(endpoint + path, data=body, method="PUT", headers=headers))
-"""
+
+
+def _runs(runs: Path) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for line in runs.read_text().splitlines():
+        n = int(line.split()[0])
+        counts[n] = counts.get(n, 0) + 1
+    return counts
 
 
 def heavy_tailed_sleeps(n: int, seed: int = 14) -> list[float]:
     """``n`` durations in [0, 3] s from a seeded Pareto (alpha 1.2): most short, a few long."""
     rng = random.Random(seed)
     return [round(min(3.0, 0.05 * rng.paretovariate(1.2) - 0.05), 2) for _ in range(n)]
-
-
-def _markers(sess: Any) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for key in sess.keys():
-        m = re.match(r"markers/job_(\d+)/", key)
-        if m:
-            counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
-    return counts
 
 
 def _worker_logs(sess: Any) -> list[str]:
@@ -121,8 +86,7 @@ def test_uneven_jobs_run_exactly_once_on_at_most_4_instances(
         local_cloud.image_id,
         jobs,
         {
-            "job.sh": MARKED_JOB,
-            "marker.py": MARKER_PY,
+            "job.sh": marked_job(tmp_path / "runs.txt"),
             "durations.txt": "\n".join(map(str, sleeps)) + "\n",
         },
         n_instances=n_instances,
@@ -141,8 +105,8 @@ def test_uneven_jobs_run_exactly_once_on_at_most_4_instances(
     assert bad == [], bad[:3]
     assert {r.instance_id for r in records} <= set(sess.instance_ids)
     assert len(sess.instance_ids) <= max_instances
-    # ... and from the markers each run uploaded
-    assert _markers(sess) == {n: 1 for n in range(1, n_jobs + 1)}
+    # ... and from the lines each run wrote
+    assert _runs(tmp_path / "runs.txt") == {n: 1 for n in range(1, n_jobs + 1)}
     logs = _worker_logs(sess)
     claimed = [int(n) for log in logs for n in re.findall(r"claimed job (\d+) \(attempt 1\)", log)]
     assert sorted(claimed) == list(range(1, n_jobs + 1))
@@ -174,7 +138,7 @@ def test_two_agents_race_for_the_last_pending_job(
         boto3_client,
         local_cloud.image_id,
         "-;job.sh;1\n",
-        {"job.sh": MARKED_JOB, "marker.py": MARKER_PY, "durations.txt": "0.5\n"},
+        {"job.sh": marked_job(tmp_path / "runs.txt"), "durations.txt": "0.5\n"},
         n_instances=2,  # booted together: both claim at once
         cores=1,
         store=store,
@@ -185,7 +149,7 @@ def test_two_agents_race_for_the_last_pending_job(
     sess.wait_terminated(timeout=120)
     (rec,) = sess.records
     assert (rec.status, rec.attempt) == (FINISHED, 1)
-    assert _markers(sess) == {1: 1}
+    assert _runs(tmp_path / "runs.txt") == {1: 1}
     logs = _worker_logs(sess)
     winners = [log for log in logs if "claimed job 1 (attempt 1)" in log]
     assert len(winners) == 1
