@@ -16,8 +16,9 @@ PATH as it happens, so a test can wait for "this call is being held" instead of 
 
 More options: ``for=S`` fails every matching call during S seconds from the first one (after
 ``skip``) instead of counting; ``until=PATH`` ends that window early, as soon as the file PATH
-exists (a test ends an outage when it has seen what it waits for, instead of waiting one out); ``delay=S`` holds each chosen call S seconds first (without an error
-code a delay-only rule lets the call through). Rules of the pseudo-service ``agent`` act on the
+exists (a test ends an outage when it has seen what it waits for, instead of waiting one out);
+``delay=S`` holds each chosen call S seconds first (without an error code a delay-only rule lets
+the call through). Rules of the pseudo-service ``agent`` act on the
 agent itself at a named step: ``agent:kill:step=run[:after=S]`` SIGKILLs the worker,
 ``agent:interrupt:step=run[:after=S]`` terminates the instance with no tear down (a spot
 interruption), ``agent:hang:job=N`` makes job N hang. Besides ``AWSAC_FAULTS``, the agent on the
