@@ -41,9 +41,10 @@ def _runs(runs: Path) -> dict[int, int]:
 
 
 def heavy_tailed_sleeps(n: int, seed: int = 14) -> list[float]:
-    """``n`` durations in [0, 3] s from a seeded Pareto (alpha 1.2): most short, a few long."""
+    """``n`` durations in [0, 1.5] s from a seeded Pareto (alpha 1.2): most short, a few long
+    (issue 14's heavy tail, much shortened: the claim races are the same)."""
     rng = random.Random(seed)
-    return [round(min(3.0, 0.05 * rng.paretovariate(1.2) - 0.05), 2) for _ in range(n)]
+    return [round(min(1.5, 0.025 * rng.paretovariate(1.2) - 0.025), 2) for _ in range(n)]
 
 
 def _worker_logs(sess: Any) -> list[str]:
@@ -71,9 +72,9 @@ def test_uneven_jobs_run_exactly_once_on_at_most_4_instances(
 ) -> None:
     cores, max_instances = 2, 4
     sleeps = heavy_tailed_sleeps(200)[:n_jobs]
-    # most short, a few long (the first 60 of the 200 reach 2.36 s)
-    assert max(sleeps) >= 2.3 and min(sleeps) == 0.0 and sorted(sleeps)[n_jobs // 2] < 0.2
-    assert n_jobs < 200 or max(sleeps) == 3.0
+    # most short, a few long (the first 60 of the 200 reach 1.18 s)
+    assert max(sleeps) >= 1.15 and min(sleeps) == 0.0 and sorted(sleeps)[n_jobs // 2] < 0.1
+    assert n_jobs < 200 or max(sleeps) == 1.5
     # half the jobs need the release snapshot: each instance attaches it once and shares it
     half = n_jobs // 2
     jobs = f"{release_snapshot};job.sh;{half}\n-;job.sh;{n_jobs - half}\n"

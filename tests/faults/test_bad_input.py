@@ -207,11 +207,14 @@ def _everything(boto3_client: Callable[[str], Any]) -> tuple[set[str], set[str],
         for b in s3.list_buckets()["Buckets"]
         for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
     }
+    # asked by state: the worker's cloud keeps every terminated instance of the run for an hour
+    alive = ["pending", "running", "shutting-down", "stopping", "stopped"]
     inst = {
         i["InstanceId"]
-        for r in boto3_client("ec2").describe_instances()["Reservations"]
+        for r in boto3_client("ec2").describe_instances(
+            Filters=[{"Name": "instance-state-name", "Values": alive}]
+        )["Reservations"]
         for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"
     }
     return recs, objs, inst
 

@@ -98,11 +98,13 @@ def test_policies_match_the_calls_of_a_session(
         assert rc in (0, 1), f"awsac {' '.join(argv)}: {rc}\n{out}{err}"
         return out
 
-    # One session per status store kind: the instance policy serves both.
+    # One session per status store kind: the instance policy serves both. Both run at once.
+    sids = {}
     for store in ("simpledb", "s3"):
         job = _job_dir(tmp_path / f"eventgen-{store}", info, snapshot, store)
         started = run("start", str(job / "session.toml"), "--yes", "--json")
-        sid = json.loads(started)["session_id"]
+        sids[store] = json.loads(started)["session_id"]
+    for store, sid in sids.items():
         snap = wait_for(
             lambda sid=sid: _ended(json.loads(run("check", sid, "--json"))),
             240,
