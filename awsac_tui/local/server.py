@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import logging
 import os
@@ -68,14 +69,20 @@ def runner() -> InstanceRunner | None:
 # ---- moto patches -------------------------------------------------------------------------------
 
 
-def install_dispatch_patch() -> None:
+def install_dispatch_patches() -> None:
     """moto's dispatcher asks ``list_of_moto_modules()`` on every request, which lists moto's
     package directory and stats each of its ~150 entries: a third of the server's CPU per request
     (py-spy). The package does not change while the server runs, so the list is read once."""
     import moto.backends
+    import moto.core.responses
 
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    # Likewise, each Query action asks inspect.getmembers for the names of its response class's
+    # methods; the classes are complete (and patched) before the first request.
+    moto.core.responses.method_names_from_class = functools.cache(  # type: ignore[assignment]
+        moto.core.responses.method_names_from_class
+    )
 
 
 def install_ec2_patches() -> None:
@@ -635,7 +642,7 @@ class LocalCloudService:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # SimpleDB errors that botocore's model does not list (ConditionalCheckFailed, ...)
         warnings.filterwarnings("ignore", message=r".*does not match an error shape")
-        install_dispatch_patch()
+        install_dispatch_patches()
         ec2.install()  # first: the hooks below wrap its checks
         install_ec2_patches()
         self.restore()  # the saved state, or moto's default images for a new cloud
