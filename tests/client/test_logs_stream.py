@@ -26,8 +26,8 @@ async def test_a_big_saved_log_streams_in_bounded_memory(
     log = tmp_path / "stdouterr_job_1.log"
     line = b"EVGEN 00000001 px=1.2345 py=-0.5 pz=33.1 E=120.25 status=1 " + b"x" * 40 + b"\n"
     with log.open("wb") as fh:
-        for _ in range(48):
-            fh.write(line * 8000)  # 48 x 0.86 MB: a 41 MB log, more than the memory allowed
+        for _ in range(36):
+            fh.write(line * 8000)  # 36 x 0.86 MB: a 31 MB log, more than the memory allowed
     bundle = tmp_path / "stdouterr_job_1.tar.bz2"
     bundle_log(log, bundle, log.name, level=1)
     s3 = boto3_client("s3")

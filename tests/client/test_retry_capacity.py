@@ -46,9 +46,14 @@ def ec2_limits(local_cloud: Any) -> Iterator[Any]:
     service.configure_ec2(local_cloud, vcpu_quota=None, instance_limit=None, capacity={})
 
 
-def job_dir(tmp_path: Path, info: Any, script: str, count: int, **spec: Any) -> Path:
-    """A job directory of ``count`` jobs of ``script`` (no snapshot), spec keys added."""
-    d = write_example(tmp_path / "jobs", info, "-", store="s3", jobs=f"-;job.sh;{count}\n")
+def job_dir(
+    tmp_path: Path, info: Any, script: str, count: int, *, fast: bool = False, **spec: Any
+) -> Path:
+    """A job directory of ``count`` jobs of ``script`` (no snapshot), spec keys added; ``fast``:
+    the tests' autorun, whose agent reads its control objects every 0.5 s (see write_example)."""
+    d = write_example(
+        tmp_path / "jobs", info, "-", store="s3", jobs=f"-;job.sh;{count}\n", fast=fast
+    )
     (d / "job.sh").write_text(script)
     text = (d / "session.toml").read_text()
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in spec.items())
@@ -249,8 +254,9 @@ def test_logs_of_a_running_job_ask_the_agent_for_its_live_tail(
     cli, tmp_path: Path, local_cloud: Any, boto3_client
 ) -> None:
     """The agent uploads live/job_N.log only while a viewer sets the watch flag: `awsac logs`
-    sets it, and the tail appears while the job runs."""
-    d = job_dir(tmp_path, local_cloud, PRINTING_JOB, 1)
+    sets it, and the tail appears while the job runs (at the agent's next control read: every
+    0.5 s here, not the shipped 5 s this test would wait out)."""
+    d = job_dir(tmp_path, local_cloud, PRINTING_JOB, 1, fast=True)
     rc, out, err = cli("start", str(d / "session.toml"), "--yes", "--json")
     assert rc == 0, err
     sid = json.loads(out)["session_id"]
@@ -261,7 +267,10 @@ def test_logs_of_a_running_job_ask_the_agent_for_its_live_tail(
     }
     assert "control/watch_job_1" not in keys()
     text = wait_for(
-        lambda: (r := cli("logs", sid, "1")) and "line" in r[1] and r[1], 40, "a live tail"
+        lambda: (r := cli("logs", sid, "1")) and "line" in r[1] and r[1],
+        40,
+        "a live tail",
+        every=0.3,
     )
     assert "of a running job" in text
     assert "control/watch_job_1" in keys()
