@@ -145,12 +145,12 @@ def test_hanging_job_is_killed_with_reason_timeout(cli, session_dir, boto3_clien
 
 
 def test_agent_enforces_the_session_lease(cli, session_dir, boto3_client) -> None:
-    # real time in the agent (its lease runs from its start), so short: 0.0015 h = 5.4 s, and
+    # real time in the agent (its lease runs from its start), so short: 0.001 h = 3.6 s, and
     # a job without a volume, running within a second of the worker's start
     d = session_dir(
         jobs="-;long.sh;1\n",
         scripts={"long.sh": LONG_JOB},
-        extra_toml="max_session_hours = 0.0015",
+        extra_toml="max_session_hours = 0.001",
     )
     sid = start(cli, d)
     snap = audit(cli, boto3_client, sid, timeout=90)
