@@ -232,7 +232,7 @@ async def measure_size(
     from awsac_tui import session
     from awsac_tui.cloud import Cloud
     from awsac_tui.local import service
-    from awsac_tui.monitor import Monitor
+    from awsac_tui.monitor import OVERLAP_SECONDS, Monitor
     from awsac_tui.spec import CloudProfile
 
     service.configure(info, boot_command=probe_boot_command() if real_agents else EMULATED_BOOT)
@@ -270,6 +270,7 @@ async def measure_size(
                         emulate_agents, info, sid, snapshot_id, n_jobs
                     )
                     changes = Changes(store, recs)
+                    written = time.monotonic()
                     break
                 if up and all(j.status == "running" for j in snap.jobs):
                     break
@@ -277,6 +278,12 @@ async def measure_size(
                     raise RuntimeError(f"{sid}: not all running after 600 s: {snap}")
                 await asyncio.sleep(1.0)
             setup_s = time.monotonic() - t_setup
+            if changes is not None:
+                # steady state: the emulated agents wrote every record within seconds, and an
+                # incremental read reaches OVERLAP_SECONDS behind its mark, so until then each
+                # tick would read them all again (a live session's window holds only its recent
+                # changes)
+                await asyncio.sleep(max(0.0, OVERLAP_SECONDS + 1 - (time.monotonic() - written)))
             await counted_cloud_clients(cloud, counter)
             mon.force_full()
             snap = await mon.refresh()  # warm: clients open, connections up

@@ -451,7 +451,9 @@ def render(res: dict[str, Any]) -> str:
         "**one agent, 64 jobs** (one c5.4xlarge whose user-data says 64 cores per instance, so "
         "one worker runs, saves and reports all 64 jobs) and **4 agents x 16 jobs** (the "
         "standard start). No snapshot (jobs.cfg `-;true.sh;64`), SimpleDB store. Window = "
-        "first `running` write to last `finished` write, from the agents' own call log; calls "
+        "first `running` write to last `finished` write, from the agents' own call log (jobs "
+        "that end within the status writer's 2 s coalescing window get only their end record: "
+        "then from the first worker's process start, imports included); calls "
         "counted in the worker processes by `bench/agent_probe.py` (a botocore `before-parse` "
         "hook on every client the agent creates; the image's Python is the probe, which then "
         "runs the real `awsac_agent autorun` and the real `awsac-processjobs.pyz`).",
