@@ -100,7 +100,12 @@ def test_status_store_throttled_longer_than_the_retries(
     ],
 )
 def test_volume_that_never_comes_up(cli, session_dir, boto3_client, fault: str, says: str) -> None:
-    d = session_dir(jobs="@SNAP@;a.sh;1\n-;a.sh;1\n", faults=fault)
+    # two requests per call: a retried InternalError is still retried, with less backoff to wait
+    d = session_dir(
+        jobs="@SNAP@;a.sh;1\n-;a.sh;1\n",
+        faults=fault,
+        autorun_extra="export AWSAC_MAX_ATTEMPTS=2",
+    )
     sid = start(cli, d)
     snap = audit(cli, boto3_client, sid, uploaded={"results_job_2.tar.bz2"})
     first, second = snap["jobs"]

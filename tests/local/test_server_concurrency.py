@@ -19,7 +19,7 @@ from awsac_tui.local.common import AVAILABILITY_ZONE
 
 READERS = 2
 WRITERS = 2
-SECONDS = 3.0  # bounded: each thread stops by itself
+SECONDS = 2.0  # bounded: each thread stops by itself
 MIN_CALLS = 5
 MAX_CALLS = 400
 
