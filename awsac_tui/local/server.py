@@ -562,7 +562,16 @@ class LocalCloudService:
                 if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
                     raise ValueError("boot_command must be a list of strings")
                 _runner.boot_command = list(command)
-            answer = {"boot_delay": _runner.boot_delay, "boot_command": _runner.boot_command}
+            if payload.get("shutdown_grace") is not None:
+                grace = float(payload["shutdown_grace"])
+                if not 0 < grace <= 600:
+                    raise ValueError("shutdown_grace must be above 0 and at most 600 seconds")
+                _runner.kill_grace = grace
+            answer = {
+                "boot_delay": _runner.boot_delay,
+                "boot_command": _runner.boot_command,
+                "shutdown_grace": _runner.kill_grace,
+            }
             if payload.get("faults") is not None and _spot is not None:
                 try:
                     answer["faults"] = _spot.configure(str(payload["faults"]))

@@ -235,11 +235,17 @@ def configure(
     boot_delay: float | None = None,
     boot_command: list[str] | None = None,
     faults: str | None = None,
+    shutdown_grace: float | None = None,
 ) -> dict[str, Any]:
-    """Change the boot delay, boot command and/or the local cloud's own fault rules (``cloud:...``
-    of the AWSAC_FAULTS format, e.g. ``cloud:spot-interrupt:share=0.5:seed=7``; "" clears them)
-    of the running service, for later launches."""
-    payload: dict[str, Any] = {"boot_delay": boot_delay, "boot_command": boot_command}
+    """Change the boot delay, boot command, shutdown grace (seconds between an instance's SIGTERM
+    and SIGKILL at shutdown; 10 s unless set) and/or the local cloud's own fault rules
+    (``cloud:...`` of the AWSAC_FAULTS format, e.g. ``cloud:spot-interrupt:share=0.5:seed=7``; ""
+    clears them) of the running service, for later launches."""
+    payload: dict[str, Any] = {
+        "boot_delay": boot_delay,
+        "boot_command": boot_command,
+        "shutdown_grace": shutdown_grace,
+    }
     if faults is not None:
         payload["faults"] = faults
     try:

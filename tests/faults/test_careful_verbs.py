@@ -241,8 +241,11 @@ def test_kill_9_during_the_upload_then_cleanup_leaves_no_upload_and_no_temp_file
     audit(cli, boto3_client, sid, launched=False)
 
 
-def test_cleanup_during_an_upload_leaves_no_object(cli, session_dir, boto3_client) -> None:
+def test_cleanup_during_an_upload_leaves_no_object(
+    cli, session_dir, boto3_client, local_cloud
+) -> None:
     from awsac_tui.local import service
+    from awsac_tui.local.runner import KILL_GRACE_S
 
     big = (
         "#!/bin/sh\necho making a big result\n"
@@ -251,7 +254,13 @@ def test_cleanup_during_an_upload_leaves_no_object(cli, session_dir, boto3_clien
     )
     # the agent's upload of the result: its first part goes, then each part waits 120 s
     d = session_dir(scripts={"a.sh": big}, faults="s3:UploadPart:skip=1:delay=120")
-    sid = start(cli, d)
+    # the agent, stuck in its upload, ends only at the SIGKILL after the shutdown grace: 2 s
+    # here, not the 10 s this test would wait out
+    service.configure(local_cloud, shutdown_grace=2.0)
+    try:
+        sid = start(cli, d)
+    finally:
+        service.configure(local_cloud, shutdown_grace=KILL_GRACE_S)
     s3 = boto3_client("s3")
     wait_for(
         lambda: s3.list_multipart_uploads(Bucket=BUCKET, Prefix=f"{sid}/").get("Uploads"),

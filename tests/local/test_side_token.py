@@ -70,6 +70,17 @@ def test_the_owners_client_sends_the_token_and_is_obeyed(local_cloud: Any) -> No
         service.configure(local_cloud, boot_delay=before["boot_delay"])
 
 
+def test_the_shutdown_grace_is_a_setting_and_a_bad_one_is_refused(local_cloud: Any) -> None:
+    from awsac_tui.local.runner import KILL_GRACE_S
+
+    try:
+        assert service.configure(local_cloud, shutdown_grace=3.5)["shutdown_grace"] == 3.5
+        with pytest.raises(service.LocalCloudError, match="shutdown_grace must be above 0"):
+            service.configure(local_cloud, shutdown_grace=0)
+    finally:
+        assert service.configure(local_cloud, shutdown_grace=KILL_GRACE_S)["shutdown_grace"] == 10
+
+
 def test_moto_api_stays_open_on_loopback_without_the_token(boto3_client: Any) -> None:
     """The emulated AWS API itself needs no token, as moto's does not (docs/local-cloud.md)."""
     assert "Buckets" in boto3_client("s3").list_buckets()
