@@ -206,7 +206,7 @@ def test_kill_9_during_the_upload_then_cleanup_leaves_no_upload_and_no_temp_file
     from awsac_tui import records
 
     d = session_dir()
-    (d / "data.bin").write_bytes(os.urandom(20 << 20))  # a multipart upload of 3 parts
+    (d / "data.bin").write_bytes(os.urandom(10 << 20))  # a multipart upload of 2 parts
     s3 = boto3_client("s3")
     s3.create_bucket(Bucket=BUCKET)
     before = {r.session_id for r in records.list_records()}
@@ -249,7 +249,7 @@ def test_cleanup_during_an_upload_leaves_no_object(
 
     big = (
         "#!/bin/sh\necho making a big result\n"
-        "dd if=/dev/urandom of=big.bin bs=1M count=40 2>/dev/null\n"
+        "dd if=/dev/urandom of=big.bin bs=1M count=24 2>/dev/null\n"  # 2 parts of 16 MiB at most
         "tar cf results.tar.bz2 big.bin\n"
     )
     # the agent's upload of the result: its first part goes, then each part waits 120 s
