@@ -40,9 +40,9 @@ def become_subreaper() -> bool:
         return False
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process, from /proc."""
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live (non-zombie) process, from /proc."""
+    found: dict[int, tuple[int, int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -51,17 +51,21 @@ def _parents() -> dict[int, int]:
                 stat = fh.read()
         except OSError:
             continue
-        # the fields after the parenthesised command name: state, ppid, ...
+        # the fields after the parenthesised command name: state, ppid, pgrp, ...
         fields = stat.rsplit(b")", 1)[-1].split()
-        if len(fields) > 1 and fields[0] != b"Z":
-            parents[int(entry.name)] = int(fields[1])
-    return parents
+        if len(fields) > 2 and fields[0] != b"Z":
+            found[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return found
 
 
 def descendants(root: int) -> list[int]:
-    """Live (non-zombie) descendants of ``root``."""
+    """Live (non-zombie) descendants of ``root``, and the other live members of its process
+    group: a scan of /proc is not atomic, and a process whose parent dies while it is read (it is
+    being re-parented to us) must not look gone, or ``end_everything`` would end at once and the
+    runner's SIGKILL to our group would take it mid-shutdown."""
+    procs = _processes()
     children: dict[int, list[int]] = {}
-    for pid, ppid in _parents().items():
+    for pid, (ppid, _) in procs.items():
         children.setdefault(ppid, []).append(pid)
     found: list[int] = []
     todo = list(children.get(root, ()))
@@ -69,6 +73,12 @@ def descendants(root: int) -> list[int]:
         pid = todo.pop()
         found.append(pid)
         todo.extend(children.get(pid, ()))
+    seen = set(found)
+    found += [
+        pid
+        for pid, (_, group) in procs.items()
+        if group == root and pid not in seen and pid != root
+    ]
     return found
 
 
