@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import PROFILE_ENV, median, private_local_cloud, read_call_log
+from common import PROFILE_ENV, median, private_local_cloud, read_call_log, update_results
 
 N_JOBS = 64
 INSTANCE_TYPE = "c5.4xlarge"  # 16 vCPUs
@@ -151,15 +151,11 @@ def main() -> None:
     for variant in ("one agent, 64 jobs", "4 agents x 16 jobs"):
         print(variant, res[variant])
     if save:
-        import json
-
         import run_all
 
-        saved = json.loads(run_all.RESULTS_JSON.read_text())
-        saved["throughput"] = run_all._plain(res)
-        saved["throughput_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        run_all.RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
-        print(f"saved to {run_all.RESULTS_JSON}")
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        path = update_results(throughput=run_all._plain(res), throughput_date=date)
+        print(f"saved to {path}")
 
 
 if __name__ == "__main__":

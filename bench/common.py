@@ -22,6 +22,18 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+RESULTS_JSON = BENCH_DIR / "results.json"  # every benchmark's figures; RESULTS.md is rendered
+
+
+def update_results(**sections: Any) -> Path:
+    """Replace ``sections`` (top-level keys) of results.json and keep the rest; returns its path
+    (``python run_all.py --render`` then rewrites RESULTS.md from it)."""
+    saved = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    saved.update(sections)
+    RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
+    return RESULTS_JSON
+
+
 for _p in (str(ROOT), str(ROOT / "agent")):
     if _p not in sys.path:
         sys.path.insert(0, _p)

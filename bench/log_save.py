@@ -17,10 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine_info
+from common import RESULTS_JSON, ROOT, machine_info, update_results
 
-BENCH = Path(__file__).resolve().parent
-RESULTS_JSON = BENCH / "results.json"
 TARGET_RATIO = 2.0
 
 
@@ -152,9 +150,7 @@ def main() -> None:
     print(line(r))
     print(f"(took {time.monotonic() - t0:.0f} s)")
     if not args.no_save and RESULTS_JSON.exists():
-        res = json.loads(RESULTS_JSON.read_text())
-        res["log_save"] = r
-        RESULTS_JSON.write_text(json.dumps(res, indent=1) + "\n")
+        update_results(log_save=r)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,13 @@ from typing import Any
 
 from awsac_agent.sessionid import SESSION_TAG, session_tag_filter
 from common import (
+    RESULTS_JSON,
     CallCounter,
     counted_cloud_clients,
     median,
     private_local_cloud,
     probe_boot_command,
+    update_results,
 )
 
 CORES = 8  # c5.2xlarge
@@ -450,18 +452,19 @@ def main() -> None:
 
         import run_all
 
-        saved = json.loads(run_all.RESULTS_JSON.read_text())
+        saved = json.loads(RESULTS_JSON.read_text())
         date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         fresh = {
             r.n_jobs: {**run_all._plain(r), "summary": summary(r), "measured": date}
             for r in results
         }
         kept = [e for e in saved.get("scale", []) if e["n_jobs"] not in fresh]
-        saved["scale"] = sorted([*kept, *fresh.values()], key=lambda e: e["n_jobs"])
-        saved["scale_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        saved["scale_load"] = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
-        run_all.RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
-        print(f"saved to {run_all.RESULTS_JSON}")
+        path = update_results(
+            scale=sorted([*kept, *fresh.values()], key=lambda e: e["n_jobs"]),
+            scale_date=date,
+            scale_load=" ".join(f"{x:.2f}" for x in __import__("os").getloadavg()),
+        )
+        print(f"saved to {path}")
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v * 1000:.0f} ms"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import random
 import shutil
@@ -25,9 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, machine_info, median, private_local_cloud, read_call_log
+from common import (
+    RESULTS_JSON,
+    machine_info,
+    median,
+    private_local_cloud,
+    read_call_log,
+    update_results,
+)
 
-RESULTS_JSON = BENCH_DIR / "results.json"
 INSTANCE_TYPE = "c5.large"  # 2 vCPUs, as in the 200-job test
 CORES_PER_INSTANCE = 2
 CORES = 8  # the vCPU quota: both modes get 8 cores of paid capacity
@@ -354,9 +359,7 @@ def main() -> None:
     print(f"load average: {res['load_at_start']} at the start, {res['load_at_end']} at the end")
     full = args.jobs == N_JOBS and args.scale == 1.0 and all(m in res for m in MODES)
     if not args.no_save and full and RESULTS_JSON.exists():
-        saved = json.loads(RESULTS_JSON.read_text())
-        saved["queue_vs_static"] = res
-        RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
+        update_results(queue_vs_static=res)
         print(f"added to {RESULTS_JSON}; `python run_all.py --render` rewrites RESULTS.md")
 
 

@@ -20,7 +20,7 @@ import common
 from common import fmt_bytes, machine_info, median, private_local_cloud
 
 BENCH = Path(__file__).resolve().parent
-RESULTS_JSON = BENCH / "results.json"
+RESULTS_JSON = common.RESULTS_JSON
 RESULTS_MD = BENCH / "RESULTS.md"
 ANALYSIS_MD = BENCH / "analysis.md"
 

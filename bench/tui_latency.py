@@ -342,11 +342,9 @@ def main() -> None:
     if target:
         Path(target).write_text(text)
     if "--save" in sys.argv:
-        import run_all
+        from common import update_results
 
-        saved = json.loads(run_all.RESULTS_JSON.read_text())
-        saved["tui"] = out
-        run_all.RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
+        update_results(tui=out)
     print(text)
 
 

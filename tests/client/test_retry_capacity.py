@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cloud_audit import leftovers_in
+from faults.helpers import console
 from polling import wait_for
 
 from .conftest import write_example
@@ -150,17 +151,6 @@ def test_queue_mode_launches_what_capacity_allows_and_every_job_finishes(
     audit(boto3_client, sid)
 
 
-def _console(boto3_client: Any, instance_id: str) -> str:
-    """The instance's console output (the agent's log lines), for a failure's message."""
-    import base64
-
-    out = boto3_client("ec2").get_console_output(InstanceId=instance_id).get("Output") or ""
-    try:
-        return base64.b64decode(out, validate=True).decode("utf-8", errors="replace")
-    except ValueError:  # already decoded by the SDK
-        return out
-
-
 def _terminate_running(boto3_client: Any, cli: Any, sid: str, nr: int, attempt: int) -> str:
     """Wait until job ``nr`` runs as ``attempt``, then terminate its instance from outside."""
     snap = wait_for(
@@ -207,7 +197,7 @@ def test_retry_runs_the_lost_job_again_on_a_new_instance_and_keeps_attempt_1s_lo
     assert {
         "attempts/job_1/1/stdouterr_job_1.tar.bz2",
         "attempts/job_1/2/stdouterr_job_1.tar.bz2",
-    } <= keys, _console(boto3_client, iid)
+    } <= keys, console(boto3_client, iid)
     # nothing left to retry: exit 1 and says so
     rc, out, err = cli("retry", sid)
     assert rc == 1 and "no job to retry" in out

@@ -78,7 +78,10 @@ def test_the_shutdown_grace_is_a_setting_and_a_bad_one_is_refused(local_cloud: A
         with pytest.raises(service.LocalCloudError, match="shutdown_grace must be above 0"):
             service.configure(local_cloud, shutdown_grace=0)
     finally:
-        assert service.configure(local_cloud, shutdown_grace=KILL_GRACE_S)["shutdown_grace"] == 10
+        assert (
+            service.configure(local_cloud, shutdown_grace=KILL_GRACE_S)["shutdown_grace"]
+            == KILL_GRACE_S
+        )
 
 
 def test_moto_api_stays_open_on_loopback_without_the_token(boto3_client: Any) -> None:
